@@ -1,0 +1,90 @@
+//! Shared helpers of the integration tests: locating the real data, loud absence rule,
+//! extracting a small CIFAR-10 JPEG subset.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// `$REPOPT_SHARED`, or `<workspace root>/../shared`.
+pub fn shared_dir() -> PathBuf {
+    match std::env::var_os("REPOPT_SHARED") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+}
+
+/// Whether the data at `path` is there. When it is not: a loud message on stderr, then a
+/// panic unless `REPOPT_ALLOW_MISSING_DATA=1` (then `false`: the test should return).
+pub fn require_data(path: &Path, what: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    let allowed = std::env::var("REPOPT_ALLOW_MISSING_DATA").is_ok_and(|v| v == "1");
+    // Written to the stderr handle directly: libtest does not capture it, so the message
+    // shows even when the test is skipped and passes.
+    let message = format!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         !!! MISSING TEST DATA: {what}\n\
+         !!! expected at {}\n\
+         !!! (set REPOPT_SHARED for the shared folder; REPOPT_ALLOW_MISSING_DATA=1 to skip)\n\
+         !!! {}\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
+        path.display(),
+        if allowed {
+            "SKIPPING this test because REPOPT_ALLOW_MISSING_DATA=1"
+        } else {
+            "FAILING this test"
+        }
+    );
+    let _ = std::io::stderr().write_all(message.as_bytes());
+    assert!(allowed, "missing test data: {what} at {}", path.display());
+    false
+}
+
+/// The CIFAR-10 JPEG archive (`cifar10-jpg/{train,test}/<class>/NNNN.jpg`).
+pub fn cifar10_jpg_archive() -> PathBuf {
+    shared_dir().join("data/cifar10-jpg.tar.gz")
+}
+
+/// The Fashion-MNIST folder of Debian's `dataset-fashion-mnist`.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Extracts `cifar10-jpg/<split>/<class>/<name>` for the names that start with one of
+/// `prefixes` into `dest`; returns `dest/cifar10-jpg/<split>`. Stops reading the archive once
+/// past the split's entries.
+pub fn extract_cifar10_subset(
+    archive: &Path,
+    dest: &Path,
+    split: &str,
+    prefixes: &[&str],
+) -> PathBuf {
+    let file = File::open(archive).expect("open the CIFAR-10 archive");
+    let gz = flate2::read::GzDecoder::new(BufReader::new(file));
+    let mut tar = tar::Archive::new(gz);
+    let split_prefix = format!("cifar10-jpg/{split}/");
+    let mut seen_split = false;
+    for entry in tar.entries().expect("read the tar archive") {
+        let mut entry = entry.expect("tar entry");
+        let path = entry.path().expect("tar path").into_owned();
+        let text = path.to_string_lossy().into_owned();
+        let Some(rest) = text.strip_prefix(&split_prefix) else {
+            if seen_split {
+                break;
+            }
+            continue;
+        };
+        seen_split = true;
+        let mut parts = rest.split('/');
+        let (Some(class), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if name.is_empty() || !prefixes.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let out_dir = dest.join(&split_prefix).join(class);
+        std::fs::create_dir_all(&out_dir).unwrap();
+        entry.unpack(out_dir.join(name)).expect("unpack");
+    }
+    dest.join(split_prefix)
+}
