@@ -1,9 +1,23 @@
-//! Training support for RepOptimizers on Burn.
+//! Training RepOpt-VGG with Burn's Learner: data, the `repopt` CLI's engine, evaluation.
 //!
-//! [`data`]: datasets read from real files (ImageNet-style image folders, CIFAR-10/100 binary
-//! batches, IDX files such as MNIST / Fashion-MNIST), seeded augmentation, and the Burn batcher
-//! and data-loader helpers that feed Burn's `Learner`.
+//! * [`data`]: datasets from real files (image folders, CIFAR binary, IDX), augmentation,
+//!   loaders.
+//! * [`config::RunConfig`]: every setting of a run; [`trainer::run`] trains it (hyper-search,
+//!   RepOptimizer, plain SGD, RepVGG or CSLA) and writes model, scales, metrics and checkpoints.
+//! * [`eval::evaluate`]: top-1 / top-5 on a loader.
+//! * [`device::parse_device`]: `cpu`, `wgpu`, `cuda:N` by cargo feature.
 
-#![warn(missing_docs)]
-
+pub mod checkpoint;
+pub mod classifier;
+pub mod cli;
+pub mod config;
 pub mod data;
+pub mod device;
+pub mod error;
+pub mod eval;
+pub mod renderer;
+pub mod trainer;
+
+pub use config::{DataFormat, Method, RunConfig};
+pub use error::{Result, TrainError};
+pub use trainer::{RunOutcome, RunRecord, run};

@@ -1,0 +1,69 @@
+//! Checkpoints written atomically, and finding the last complete one.
+
+use std::path::{Path, PathBuf};
+
+use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
+use repopt_core::tensor_io::write_atomic;
+
+/// Burn's file checkpointer layout (`<dir>/<name>-<epoch>.bpk`), but every file is written to a
+/// temporary name and renamed, so an interruption never leaves a half-written checkpoint.
+pub struct AtomicFileCheckpointer {
+    directory: PathBuf,
+    name: String,
+}
+
+impl AtomicFileCheckpointer {
+    /// Checkpoints named `name` in `directory`.
+    pub fn new(directory: impl AsRef<Path>, name: &str) -> Self {
+        Self {
+            directory: directory.as_ref().to_path_buf(),
+            name: name.into(),
+        }
+    }
+
+    /// The file of `epoch`.
+    pub fn path(&self, epoch: usize) -> PathBuf {
+        self.directory.join(format!("{}-{epoch}.bpk", self.name))
+    }
+}
+
+impl<R: Checkpoint> Checkpointer<R> for AtomicFileCheckpointer {
+    fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
+        let bytes = record
+            .checkpoint_into_bytes()
+            .map_err(CheckpointerError::Record)?;
+        write_atomic(&self.path(epoch), &bytes)
+            .map_err(|e| CheckpointerError::IOError(std::io::Error::other(e.to_string())))
+    }
+
+    fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {
+        let path = self.path(epoch);
+        if path.exists() {
+            std::fs::remove_file(path).map_err(CheckpointerError::IOError)?;
+        }
+        Ok(())
+    }
+
+    fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
+        R::load(self.path(epoch))
+    }
+}
+
+/// The last epoch for which model, optimizer and scheduler checkpoints all exist in `dir`.
+pub fn last_complete_epoch(dir: &Path) -> Option<usize> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let epochs = entries.filter_map(|e| {
+        let name = e.ok()?.file_name().into_string().ok()?;
+        name.strip_prefix("model-")?
+            .strip_suffix(".bpk")?
+            .parse::<usize>()
+            .ok()
+    });
+    epochs
+        .filter(|epoch| {
+            ["optim", "scheduler"]
+                .iter()
+                .all(|n| dir.join(format!("{n}-{epoch}.bpk")).is_file())
+        })
+        .max()
+}

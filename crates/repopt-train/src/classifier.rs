@@ -1,0 +1,118 @@
+//! The model as Burn's Learner sees it: loss, train and inference steps.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::train::{ClassificationOutput, InferenceStep, Interrupter, TrainOutput, TrainStep};
+use repopt_models::RepOptVgg;
+
+use crate::data::ImageBatch;
+
+/// Stops training at the first non-finite loss, before the bad gradients reach the model.
+#[derive(Clone)]
+pub struct NonFiniteGuard {
+    interrupter: Interrupter,
+    iteration: Arc<AtomicUsize>,
+}
+
+impl core::fmt::Debug for NonFiniteGuard {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("NonFiniteGuard")
+    }
+}
+
+impl NonFiniteGuard {
+    /// A guard that stops training through `interrupter`.
+    pub fn new(interrupter: Interrupter) -> Self {
+        Self {
+            interrupter,
+            iteration: Arc::default(),
+        }
+    }
+}
+
+/// A RepOpt-VGG with its classification loss (cross entropy with optional label smoothing).
+///
+/// Parameter paths are those of the model prefixed by `model.`.
+#[derive(Module, Debug)]
+pub struct Classifier {
+    /// The network.
+    pub model: RepOptVgg,
+    /// Label smoothing of the training loss (0 = none).
+    #[module(skip)]
+    pub label_smoothing: f32,
+    /// Optional guard against non-finite losses.
+    #[module(skip)]
+    pub guard: Option<NonFiniteGuard>,
+}
+
+impl Classifier {
+    /// Wraps `model`.
+    pub fn new(model: RepOptVgg, label_smoothing: f32) -> Self {
+        Self {
+            model,
+            label_smoothing,
+            guard: None,
+        }
+    }
+
+    /// Stops training through `interrupter` at the first non-finite loss.
+    pub fn with_guard(mut self, interrupter: Interrupter) -> Self {
+        self.guard = Some(NonFiniteGuard::new(interrupter));
+        self
+    }
+
+    fn classify(&self, batch: ImageBatch, smoothing: f32) -> ClassificationOutput {
+        let device = batch.images.device();
+        let output = self.model.forward(batch.images);
+        let mut loss = CrossEntropyLossConfig::new();
+        if smoothing > 0.0 {
+            loss = loss.with_smoothing(Some(smoothing));
+        }
+        let loss = loss
+            .init(&device)
+            .forward(output.clone(), batch.targets.clone());
+        ClassificationOutput {
+            loss,
+            output,
+            targets: batch.targets,
+        }
+    }
+}
+
+impl TrainStep for Classifier {
+    type Input = ImageBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
+        let item = self.classify(batch, self.label_smoothing);
+        if let Some(guard) = &self.guard {
+            let iteration = guard.iteration.fetch_add(1, Ordering::Relaxed) + 1;
+            let value = item.loss.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                guard.interrupter.stop(Some(&format!(
+                    "the training loss became {value} at iteration {iteration} of this run; \
+                     the model was not updated with it and the last checkpoint is kept"
+                )));
+                return TrainOutput {
+                    grads: GradientsParams::new(),
+                    item,
+                };
+            }
+        }
+        let grads = item.loss.backward();
+        TrainOutput::new(self, grads, item)
+    }
+}
+
+impl InferenceStep for Classifier {
+    type Input = ImageBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: ImageBatch) -> ClassificationOutput {
+        self.classify(batch, 0.0)
+    }
+}

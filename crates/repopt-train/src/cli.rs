@@ -1,0 +1,525 @@
+//! The `repopt` command line: parsing, config-file merging and the subcommands.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Distribution, Int, Tensor};
+use clap::{Args, Parser, Subcommand};
+use repopt_core::{RepSgdConfig, UpdateRule, param_infos};
+use repopt_models::{BlockMode, RepOptVggConfig, RepOptVggHandler, ScaleStats, VggScales};
+use serde::Serialize;
+
+use crate::config::{DataFormat, Method, RunConfig};
+use crate::data::LoaderOptions;
+use crate::device::parse_device;
+use crate::error::{Result, TrainError};
+use crate::trainer::{self, RunRecord, files};
+
+const ABOUT: &str =
+    "RepOptimizers: train plain RepOpt-VGG models whose structural prior lives in the optimizer";
+
+const WORKFLOW: &str = "\
+The paper's workflow, end to end:
+
+  1. Hyper-search: train the three-branch model with trainable scales on a small set.
+       repopt hs --data DATA --preset a0 --epochs 30 --out runs/hs
+     (writes runs/hs/scales.safetensors; `repopt extract-scales --run runs/hs` does it again)
+  2. Look at the scales:
+       repopt inspect-scales runs/hs/scales.safetensors
+  3. Train the plain target model with the RepOptimizer built from those scales:
+       repopt train --method repopt --scales runs/hs/scales.safetensors --data DATA --out runs/repopt
+     or from an official release: --preset b1 --scales RepOpt-VGG-B1-scales.pth
+     Baselines: --method plain (ordinary SGD), repvgg (three branches, fused to evaluate),
+     csla (the equivalent multi-branch model), repopt-ones (all scales 1).
+  4. Evaluate:
+       repopt eval --run runs/repopt
+  5. Check the equivalence the method rests on (CSLA + SGD == target + RepOptimizer):
+       repopt verify --preset tiny --scales runs/hs/scales.safetensors
+
+DATA is a folder: class sub-folders (`train/<class>/*.jpg`, `test/<class>/`), CIFAR-10/100
+binary batches, or MNIST/Fashion-MNIST IDX files. Every training flag can also come from a
+JSON file (--config run.json, keys as the flags with `_`); flags override the file. Each run
+folder gets run.json, model.bpk, metrics.csv, experiment.log and checkpoint/ (resume with
+--resume). GPU backends are cargo features (--features wgpu / cuda) chosen with --device.";
+
+/// The `repopt` command line.
+#[derive(Parser, Debug)]
+#[command(name = "repopt", version, about = ABOUT, long_about = None, after_long_help = WORKFLOW)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Hyper-search: train the model with trainable scales, then extract the scales.
+    Hs(TrainArgs),
+    /// Extract the scales of a trained hyper-search run into a scales file.
+    ExtractScales {
+        /// The hyper-search run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output file (default: <run>/scales.safetensors).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Train a model: the RepOptimizer on the plain target (default) or a baseline.
+    Train(TrainArgs),
+    /// Evaluate a trained run on its test split (or on --data).
+    Eval {
+        /// The run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Another data folder of the same format and classes.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Evaluate on a random subset of this many images.
+        #[arg(long)]
+        test_limit: Option<usize>,
+        /// Device (cpu, wgpu, cuda:N).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Check GR = CSLA: train a CSLA model with SGD and the equivalent target with the
+    /// RepOptimizer on the same batches and print how far their kernels drift apart.
+    Verify(VerifyArgs),
+    /// Per-block statistics of a scales file (ours, or an official .pth with --preset).
+    InspectScales {
+        /// The scales file.
+        file: PathBuf,
+        /// Architecture preset (needed for .pth files).
+        #[arg(long)]
+        preset: Option<String>,
+    },
+}
+
+/// Settings of `hs` and `train`; unset flags come from --config, then from the defaults.
+#[derive(Args, Debug, Default, Serialize)]
+pub struct TrainArgs {
+    /// JSON file with any of these settings (flags override it).
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Data folder.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    /// Data layout (detected when absent).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<DataFormat>,
+    /// Train on a random subset of this many images.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    /// Evaluate on a random subset of this many images.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+    /// Skip unreadable images (reporting how many) instead of failing.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_invalid: Option<bool>,
+    /// Input resolution (above 64: ImageNet recipe).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
+    /// Architecture preset: tiny, a0, a1, b0, b1, b2, l1, l2 [default: a0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// Blocks per stage, e.g. 2,4,14,1.
+    #[arg(long, value_delimiter = ',', num_args = 4)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_blocks: Option<Vec<usize>>,
+    /// Width multipliers, e.g. 0.75,0.75,0.75,2.5.
+    #[arg(long, value_delimiter = ',', num_args = 4)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<Vec<f32>>,
+    /// What to train (train only) [default: repopt].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    /// Scales file for repopt / csla (ours, or an official .pth with the matching --preset).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scales: Option<PathBuf>,
+    /// Epochs [default: 10].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    /// Batch size [default: 64].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate [default: 0.1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// SGD momentum [default: 0.9].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    /// Nesterov momentum [default: true].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nesterov: Option<bool>,
+    /// Weight decay on conv/linear weights [default: 5e-4].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f32>,
+    /// Warm-up epochs, then cosine decay [default: 1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_epochs: Option<f64>,
+    /// Label smoothing [default: 0.1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_smoothing: Option<f32>,
+    /// Gradient clipping by norm (hyper-search only).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f32>,
+    /// Data-loading threads; 0 = bit-reproducible [default: 2].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Seed [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Device: cpu, wgpu, wgpu:cpu, cuda:N [default: cpu].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Output folder [default: runs/latest].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out: Option<PathBuf>,
+    /// Continue from the last checkpoint in --out.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<bool>,
+}
+
+impl TrainArgs {
+    /// Defaults, then the --config file, then the flags.
+    pub fn resolve(&self) -> Result<RunConfig> {
+        let base = match &self.config {
+            Some(path) => RunConfig::load(path)?,
+            None => RunConfig::default(),
+        };
+        let mut merged = serde_json::to_value(&base).expect("serializable");
+        let flags = serde_json::to_value(self).expect("serializable");
+        if let (Some(merged), Some(flags)) = (merged.as_object_mut(), flags.as_object()) {
+            for (key, value) in flags {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        serde_json::from_value(merged).map_err(|e| TrainError::Config(e.to_string()))
+    }
+}
+
+/// Settings of `verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Architecture preset.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// Scales file (default: random scales of both signs).
+    #[arg(long)]
+    pub scales: Option<PathBuf>,
+    /// Training steps.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.02)]
+    pub lr: f64,
+    /// Input resolution.
+    #[arg(long, default_value_t = 32)]
+    pub image_size: usize,
+    /// Largest relative kernel difference accepted.
+    #[arg(long, default_value_t = 1e-5)]
+    pub tolerance: f64,
+    /// Device.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Runs the command line.
+pub fn main_with(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Hs(args) => {
+            let mut config = args.resolve()?;
+            if args.method.is_some() && config.method != Method::Hs {
+                return Err(TrainError::Config(
+                    "`repopt hs` trains the hyper-search model; use `repopt train` for --method"
+                        .into(),
+                ));
+            }
+            config.method = Method::Hs;
+            train(&config)
+        }
+        Command::Train(args) => {
+            let config = args.resolve()?;
+            if config.method == Method::Hs {
+                return Err(TrainError::Config(
+                    "use `repopt hs` for the hyper-search".into(),
+                ));
+            }
+            train(&config)
+        }
+        Command::ExtractScales { run, out } => {
+            let record = RunRecord::load(&run)?;
+            let model = record.load_model(&run, &burn::tensor::Device::flex())?;
+            let scales = VggScales::extract(&model)?;
+            let out = out.unwrap_or_else(|| run.join(files::SCALES));
+            scales.save(&out)?;
+            println!(
+                "scales of {} blocks written to {}",
+                scales.blocks.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Eval {
+            run,
+            data,
+            test_limit,
+            device,
+        } => {
+            let record = RunRecord::load(&run)?;
+            let mut config = record.config.clone();
+            if let Some(data) = data {
+                config.data = data;
+            }
+            config.test_limit = test_limit.or(config.test_limit);
+            let device = parse_device(&device)?;
+            let model = record.load_model(&run, &device)?;
+            let data = trainer::open_data(&config)?;
+            let options = LoaderOptions {
+                batch_size: config.batch_size,
+                num_workers: config.workers,
+                seed: config.seed,
+            };
+            let loader = crate::data::eval_loader(
+                data.test,
+                data.eval_transform,
+                data.normalize,
+                &options,
+                &device,
+            );
+            let report = crate::eval::evaluate(&model, loader)?;
+            println!("{}: {report}", run.display());
+            Ok(())
+        }
+        Command::Verify(args) => verify(&args),
+        Command::InspectScales { file, preset } => inspect_scales(&file, preset.as_deref()),
+    }
+}
+
+fn train(config: &RunConfig) -> Result<()> {
+    let outcome = trainer::run(config)?;
+    println!();
+    println!("{} finished: {}", config.method_name(), outcome.test);
+    println!("  model      {}", outcome.model.display());
+    if let Some(scales) = &outcome.scales {
+        println!("  scales     {}", scales.display());
+    }
+    println!("  metrics    {}", outcome.metrics_csv.display());
+    println!("  log        {}", outcome.log.display());
+    println!(
+        "  checkpoints {}",
+        outcome.dir.join(files::CHECKPOINTS).display()
+    );
+    println!(
+        "  {:.1} s per epoch over {} epoch(s)",
+        outcome.seconds_per_epoch, outcome.epochs_run
+    );
+    if outcome.skipped_images > 0 {
+        println!("  skipped {} unreadable images", outcome.skipped_images);
+    }
+    Ok(())
+}
+
+fn inspect_scales(file: &Path, preset: Option<&str>) -> Result<()> {
+    let config = preset
+        .map(|p| {
+            RepOptVggConfig::preset(p)
+                .ok_or_else(|| TrainError::Config(format!("unknown preset `{p}`")))
+        })
+        .transpose()?;
+    let scales = VggScales::load(file, config.as_ref())?;
+    println!("{} ({} blocks)", scales.source, scales.blocks.len());
+    println!(
+        "{:<10} {:>5} {:>5}  {:>22}  {:>22}  {:>22}",
+        "block", "in", "out", "s (3x3) mean±std", "t (1x1) mean±std", "γ (identity) mean±std"
+    );
+    let cell = |v: &[f32]| {
+        let s = ScaleStats::of(v);
+        format!("{:+.3}±{:.3} [{:+.2},{:+.2}]", s.mean, s.std, s.min, s.max)
+    };
+    for block in &scales.blocks {
+        println!(
+            "{:<10} {:>5} {:>5}  {:>22}  {:>22}  {:>22}",
+            block.spec.name,
+            block.spec.in_channels,
+            block.spec.out_channels,
+            cell(&block.conv),
+            cell(&block.conv_1x1),
+            block
+                .identity
+                .as_deref()
+                .map(cell)
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    Ok(())
+}
+
+fn verify(args: &VerifyArgs) -> Result<()> {
+    let device = parse_device(&args.device)?.autodiff();
+    device.seed(args.seed);
+    let target_config = RepOptVggConfig::preset(&args.preset)
+        .ok_or_else(|| TrainError::Config(format!("unknown preset `{}`", args.preset)))?
+        .with_num_classes(10);
+    let mut csla = target_config
+        .clone()
+        .with_mode(BlockMode::Csla)
+        .init(&device);
+    let scales = match &args.scales {
+        Some(path) => VggScales::load(path, Some(&target_config))?,
+        None => random_scales(&target_config, &device),
+    };
+    csla = csla.try_map_blocks(|mut block| {
+        let s = scales.block(&block.spec.name).expect("validated");
+        for (layer, values) in [
+            (&mut block.scale_conv, &s.conv),
+            (&mut block.scale_1x1, &s.conv_1x1),
+        ] {
+            if let Some(layer) = layer {
+                let t = Tensor::<1>::from_floats(values.as_slice(), &device);
+                layer.weight = burn::module::Param::from_tensor(t).set_require_grad(false);
+            }
+        }
+        if let (Some(layer), Some(values)) = (&mut block.scale_identity, &s.identity) {
+            layer.weight = burn::module::Param::from_tensor(Tensor::<1>::from_floats(
+                values.as_slice(),
+                &device,
+            ));
+        }
+        Ok(block)
+    })?;
+    let mut target = csla.equivalent_target()?;
+    let handler = RepOptVggHandler::new(VggScales::extract(&csla)?);
+    let mults = handler.grad_mults_for(&target, UpdateRule::Sgd, &device)?;
+    let settings = RepSgdConfig::new()
+        .with_nesterov(true)
+        .with_weight_decay(1e-4);
+    let mut target_optim =
+        settings.init_with_decay(&target, &mults, repopt_models::decays_weight)?;
+    // Burn's own SGD on the CSLA model, with the same decay rule.
+    let undecayed: Vec<String> = param_infos(&csla)
+        .into_iter()
+        .filter(|p| !repopt_models::decays_weight(p))
+        .map(|p| p.path)
+        .collect();
+    let momentum = Some(burn::optim::momentum::MomentumConfig {
+        momentum: 0.9,
+        dampening: 0.0,
+        nesterov: true,
+    });
+    let mut csla_optim = burn::optim::SgdConfig::new()
+        .with_momentum(momentum.clone())
+        .with_weight_decay(Some(burn::optim::decay::WeightDecayConfig {
+            penalty: 1e-4,
+        }))
+        .init()
+        .with_group(
+            burn::module::ParamGroup::from_paths(undecayed),
+            burn::optim::SgdConfig::new()
+                .with_momentum(momentum)
+                .build(),
+            None,
+        );
+    let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
+    let size = args.image_size;
+    let batches: Vec<_> = (0..2)
+        .map(|_| {
+            (
+                Tensor::<4>::random(
+                    [args.batch_size, 3, size, size],
+                    Distribution::Default,
+                    &device,
+                ),
+                Tensor::<1, Int>::random(
+                    [args.batch_size],
+                    Distribution::Uniform(0.0, 10.0),
+                    &device,
+                ),
+            )
+        })
+        .collect();
+    let mut worst = 0.0f64;
+    for step in 0..args.steps {
+        let (x, y) = batches[step % batches.len()].clone();
+        let loss = loss_fn.forward(csla.forward(x.clone()), y.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &csla);
+        csla = csla_optim.step(args.lr, csla, grads);
+        let loss = loss_fn.forward(target.forward(x), y);
+        let grads = GradientsParams::from_grads(loss.backward(), &target);
+        target = target_optim.step(args.lr, target, grads);
+    }
+    let equivalent = csla.equivalent_target()?;
+    println!("{:<10} {:>14}", "block", "relative diff");
+    for (a, b) in target.blocks().iter().zip(equivalent.blocks()) {
+        let ka = a.conv.as_ref().expect("target block").weight.val();
+        let kb = b.conv.as_ref().expect("target block").weight.val();
+        let rel = ((ka - kb.clone()).abs().sum().into_scalar::<f32>()
+            / kb.abs().sum().into_scalar::<f32>()) as f64;
+        worst = worst.max(rel);
+        println!("{:<10} {:>14.3e}", a.spec.name, rel);
+    }
+    let _ = target.valid();
+    println!(
+        "after {} steps: largest relative difference {worst:.3e} (tolerance {:.0e})",
+        args.steps, args.tolerance
+    );
+    if worst > args.tolerance {
+        return Err(TrainError::Stopped(format!(
+            "GR and CSLA differ by {worst:.3e} > {:.0e}",
+            args.tolerance
+        )));
+    }
+    Ok(())
+}
+
+fn random_scales(config: &RepOptVggConfig, device: &burn::tensor::Device) -> VggScales {
+    let mut scales = VggScales::constant(config, 1.0);
+    for block in &mut scales.blocks {
+        let n = block.spec.out_channels;
+        let draw = |lo: f64, hi: f64| {
+            Tensor::<1>::random([n], Distribution::Uniform(lo, hi), device)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("f32")
+        };
+        block.conv = draw(-0.5, 1.5);
+        block.conv_1x1 = draw(-0.5, 1.5);
+        if block.identity.is_some() {
+            block.identity = Some(draw(0.5, 1.5));
+        }
+    }
+    scales.source = "random scales".into();
+    scales
+}

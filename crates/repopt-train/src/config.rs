@@ -1,0 +1,240 @@
+//! The settings of a run, as one serialisable struct: the CLI fills it from flags and config
+//! files, and every run writes it next to its artifacts (`run.json`).
+
+use std::path::{Path, PathBuf};
+
+use repopt_models::{BlockMode, RepOptVggConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError, file_error};
+
+/// What is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Hyper-search: the three-branch model with trainable scales (then extract them).
+    Hs,
+    /// The plain target model, re-initialised from scales and trained with the RepOptimizer.
+    Repopt,
+    /// The plain target model with all scales 1 (the paper's ablation), RepOptimizer.
+    RepoptOnes,
+    /// The plain target model with ordinary SGD (no Grad Mults, no re-initialisation).
+    Plain,
+    /// The structural baseline: RepVGG's three branches with BN, fused for evaluation.
+    Repvgg,
+    /// The CSLA model (constant scales from a scales file) with ordinary SGD.
+    Csla,
+}
+
+impl Method {
+    /// The block mode the method trains.
+    pub fn mode(self) -> BlockMode {
+        match self {
+            Method::Hs => BlockMode::HyperSearch,
+            Method::Repopt | Method::RepoptOnes | Method::Plain => BlockMode::Target,
+            Method::Repvgg => BlockMode::RepVgg,
+            Method::Csla => BlockMode::Csla,
+        }
+    }
+
+    /// Whether the method needs a scales file.
+    pub fn needs_scales(self) -> bool {
+        matches!(self, Method::Repopt | Method::Csla)
+    }
+}
+
+/// How a data folder is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataFormat {
+    /// `train/<class>/*.jpg|png` and `test/<class>/…` (or `val/`): ImageNet layout.
+    ImageFolder,
+    /// CIFAR-10 binary batches (`data_batch_1.bin` …, `test_batch.bin`).
+    Cifar10,
+    /// CIFAR-100 binary (`train.bin`, `test.bin`).
+    Cifar100,
+    /// MNIST / Fashion-MNIST IDX files (gzipped or not).
+    Idx,
+}
+
+impl DataFormat {
+    /// Guesses the layout of `dir` from the files in it.
+    pub fn detect(dir: &Path) -> Result<Self> {
+        let has = |name: &str| dir.join(name).exists();
+        if !dir.is_dir() {
+            return Err(file_error(dir, "no such data folder"));
+        }
+        if has("train-images-idx3-ubyte") || has("train-images-idx3-ubyte.gz") {
+            Ok(DataFormat::Idx)
+        } else if has("data_batch_1.bin") || has("cifar-10-batches-bin") {
+            Ok(DataFormat::Cifar10)
+        } else if has("train.bin") || has("cifar-100-binary") {
+            Ok(DataFormat::Cifar100)
+        } else if has("train") {
+            Ok(DataFormat::ImageFolder)
+        } else {
+            Err(file_error(
+                dir,
+                "cannot tell the data format (expected IDX files, CIFAR binary batches, or \
+                 `train/<class>/` image folders); pass --format",
+            ))
+        }
+    }
+}
+
+/// Every setting of a training run. Field names are the CLI flags (with `-` for `_`) and the
+/// keys of a JSON config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// The data folder.
+    pub data: PathBuf,
+    /// Its layout (detected when absent).
+    pub format: Option<DataFormat>,
+    /// Train on a random subset of this many training images.
+    pub train_limit: Option<usize>,
+    /// Evaluate on a random subset of this many test images.
+    pub test_limit: Option<usize>,
+    /// Skip unreadable images of an image folder (and report how many) instead of failing.
+    pub skip_invalid: bool,
+    /// Input resolution; above 64 the ImageNet recipe is used, else the CIFAR one.
+    pub image_size: usize,
+    /// Architecture preset (`tiny`, `a0`, `a1`, `b0`, `b1`, `b2`, `l1`, `l2`).
+    pub preset: String,
+    /// Override of the blocks per stage.
+    pub num_blocks: Option<[usize; 4]>,
+    /// Override of the width multipliers.
+    pub width: Option<[f32; 4]>,
+    /// What to train.
+    pub method: Method,
+    /// Scales file (ours, or an official `.pth` with the matching preset) for `repopt` / `csla`.
+    pub scales: Option<PathBuf>,
+    /// Epochs.
+    pub epochs: usize,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Peak learning rate (after warm-up).
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// L2 weight decay on conv and linear weights (and identity scales).
+    pub weight_decay: f32,
+    /// Linear warm-up length in epochs (may be fractional), then cosine decay to 0.
+    pub warmup_epochs: f64,
+    /// Label smoothing of the training loss.
+    pub label_smoothing: f32,
+    /// Gradient clipping by norm (per tensor); hyper-search only.
+    pub clip_grad_norm: Option<f32>,
+    /// Data-loading threads; 0 loads on the training thread (bit-reproducible runs).
+    pub workers: usize,
+    /// Seed of the initialisation, the data order and the augmentation.
+    pub seed: u64,
+    /// Compute device (`cpu`, `wgpu`, `cuda:0`, …).
+    pub device: String,
+    /// Output folder (checkpoints, model, metrics, logs).
+    pub out: PathBuf,
+    /// Continue from the last checkpoint in `out`.
+    pub resume: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            data: PathBuf::new(),
+            format: None,
+            train_limit: None,
+            test_limit: None,
+            skip_invalid: false,
+            image_size: 32,
+            preset: "a0".into(),
+            num_blocks: None,
+            width: None,
+            method: Method::Repopt,
+            scales: None,
+            epochs: 10,
+            batch_size: 64,
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 5e-4,
+            warmup_epochs: 1.0,
+            label_smoothing: 0.1,
+            clip_grad_norm: None,
+            workers: 2,
+            seed: 0,
+            device: "cpu".into(),
+            out: PathBuf::from("runs/latest"),
+            resume: false,
+        }
+    }
+}
+
+impl RunConfig {
+    /// The architecture for `num_classes` classes of `in_channels`-channel images.
+    pub fn architecture(&self, num_classes: usize, in_channels: usize) -> Result<RepOptVggConfig> {
+        let mut config = RepOptVggConfig::preset(&self.preset).ok_or_else(|| {
+            TrainError::Config(format!(
+                "unknown preset `{}` (known: {})",
+                self.preset,
+                repopt_models::PRESETS.join(", ")
+            ))
+        })?;
+        if let Some(blocks) = self.num_blocks {
+            config.num_blocks = blocks;
+        }
+        if let Some(width) = self.width {
+            config.width_multiplier = width;
+        }
+        Ok(config
+            .with_num_classes(num_classes)
+            .with_in_channels(in_channels)
+            .with_mode(self.method.mode()))
+    }
+
+    /// Checks settings that contradict each other, with messages that say what to change.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(TrainError::Config(m));
+        if self.data.as_os_str().is_empty() {
+            return fail("no data folder given (--data)".into());
+        }
+        if self.method.needs_scales() && self.scales.is_none() {
+            return fail(format!(
+                "method `{}` needs a scales file (--scales), from `repopt hs` / \
+                 `repopt extract-scales` or an official .pth",
+                self.method_name()
+            ));
+        }
+        if self.clip_grad_norm.is_some() && self.method != Method::Hs {
+            return fail(
+                "gradient clipping is allowed only for the hyper-search (`hs`): with Grad \
+                 Mults it would break the equivalence with the CSLA model"
+                    .into(),
+            );
+        }
+        if self.epochs == 0 || self.batch_size == 0 {
+            return fail("epochs and batch size must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
+            return fail(format!("learning rate must be in (0, 1], got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return fail("label smoothing must be in [0, 1)".into());
+        }
+        Ok(())
+    }
+
+    /// The method's CLI name.
+    pub fn method_name(&self) -> String {
+        clap::ValueEnum::to_possible_value(&self.method)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Reads a JSON config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
+        serde_json::from_str(&text).map_err(|e| file_error(path, format!("bad config: {e}")))
+    }
+}
