@@ -65,18 +65,45 @@ fn check_len(what: &str, found: usize, expected: usize) -> Result<()> {
     Ok(())
 }
 
-fn pow(value: f32, power: i32) -> f32 {
+/// The float types the rules compute in: `f32` (bit-exact with the official code) or `f64`.
+pub trait CslaFloat:
+    burn::tensor::Element
+    + Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + core::ops::AddAssign
+    + From<f32>
+{
+}
+
+impl CslaFloat for f32 {}
+impl CslaFloat for f64 {}
+
+fn pow<E: CslaFloat>(value: f32, power: i32) -> E {
+    let value = E::from(value);
     match power {
         1 => value,
         2 => value * value,
-        p => value.powi(p),
+        p => (0..p - 1).fold(value, |acc, _| acc * value),
     }
 }
 
-/// The Grad Mult `[C_out, C_in, k, k]` of a CSLA block (see the module docs for the math).
+/// The Grad Mult `[C_out, C_in, k, k]` of a CSLA block (see the module docs for the math), in
+/// `f32`.
 ///
 /// `identity` adds the `+1` on the diagonal centre; it needs `C_in == C_out`.
 pub fn grad_mult(
+    scales: CslaScales<'_>,
+    in_channels: usize,
+    kernel_size: usize,
+    identity: bool,
+    rule: UpdateRule,
+) -> Result<TensorData> {
+    grad_mult_as::<f32>(scales, in_channels, kernel_size, identity, rule)
+}
+
+/// [`grad_mult`] computed in the float type `E`.
+pub fn grad_mult_as<E: CslaFloat>(
     scales: CslaScales<'_>,
     in_channels: usize,
     kernel_size: usize,
@@ -90,8 +117,8 @@ pub fn grad_mult(
     let (centre, p) = (k / 2, rule.power());
     let mut values = Vec::with_capacity(out_channels * in_channels * k * k);
     for c in 0..out_channels {
-        let alpha = pow(scales.conv[c], p);
-        let beta = pow(scales.conv_1x1[c], p);
+        let alpha: E = pow(scales.conv[c], p);
+        let beta: E = pow(scales.conv_1x1[c], p);
         for d in 0..in_channels {
             for h in 0..k {
                 for w in 0..k {
@@ -99,7 +126,7 @@ pub fn grad_mult(
                     if h == centre && w == centre {
                         m += beta;
                         if identity && c == d {
-                            m += 1.0;
+                            m += E::from(1.0);
                         }
                     }
                     values.push(m);
@@ -176,12 +203,29 @@ pub fn equivalent_kernel(
     if gamma.is_some() {
         check_identity(true, in_channels, out_channels)?;
     }
-    let w3 = w3
-        .try_to_vec::<f32>()
-        .map_err(|e| shape_err("k×k kernel", e))?;
-    let w1 = w1
-        .try_to_vec::<f32>()
-        .map_err(|e| shape_err("1x1 kernel", e))?;
+    let dims = [out_channels, in_channels, k];
+    if w3.dtype() == burn::tensor::DType::F64 {
+        combine::<f64>(w3, w1, dims, scales, gamma)
+    } else {
+        combine::<f32>(w3, w1, dims, scales, gamma)
+    }
+}
+
+/// `α ⊙ W3 + β ⊙ pad(W1) [+ γ]` in the float type `E`.
+fn combine<E: CslaFloat>(
+    w3: &TensorData,
+    w1: &TensorData,
+    [out_channels, in_channels, k]: [usize; 3],
+    scales: CslaScales<'_>,
+    gamma: Option<Option<&[f32]>>,
+) -> Result<TensorData> {
+    let values = |data: &TensorData, what: &str| {
+        data.clone()
+            .convert::<E>()
+            .try_to_vec::<E>()
+            .map_err(|e| shape_err(what, e))
+    };
+    let (w3, w1) = (values(w3, "k×k kernel")?, values(w1, "1x1 kernel")?);
     let centre = k / 2;
     let mut out = Vec::with_capacity(w3.len());
     for c in 0..out_channels {
@@ -189,19 +233,19 @@ pub fn equivalent_kernel(
             for h in 0..k {
                 for w in 0..k {
                     let i = ((c * in_channels + d) * k + h) * k + w;
-                    let mut v = w3[i] * scales.conv[c];
+                    let mut v = w3[i] * E::from(scales.conv[c]);
                     let padded = if h == centre && w == centre {
                         w1[c * in_channels + d]
                     } else {
-                        0.0
+                        E::from(0.0)
                     };
-                    v += padded * scales.conv_1x1[c];
+                    v += padded * E::from(scales.conv_1x1[c]);
                     if let Some(gamma) = gamma
                         && c == d
                         && h == centre
                         && w == centre
                     {
-                        v += gamma.map_or(1.0, |g| g[c]);
+                        v += E::from(gamma.map_or(1.0, |g| g[c]));
                     }
                     out.push(v);
                 }
@@ -212,7 +256,7 @@ pub fn equivalent_kernel(
 }
 
 fn shape_err(what: &str, e: impl core::fmt::Debug) -> RepOptError {
-    RepOptError::InvalidConfig(format!("{what} is not f32 data: {e:?}"))
+    RepOptError::InvalidConfig(format!("{what} is not float data: {e:?}"))
 }
 
 #[cfg(test)]

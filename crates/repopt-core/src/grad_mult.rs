@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::error::{RepOptError, Result};
 
@@ -71,17 +71,18 @@ impl core::fmt::Debug for GradMult {
 }
 
 impl GradMult {
-    /// A mult from host data (its shape is the data's shape), stored on `device`.
+    /// A mult from host data (its shape is the data's shape), stored on `device` in the data's
+    /// float type (`f32` or `f64`; other types become `f32`).
     pub fn from_data(data: TensorData, device: &Device) -> Self {
         let shape = data.shape().to_vec();
         let numel = shape.iter().product::<usize>();
         let device = device.clone().without_autodiff();
-        let flat = TensorData::from_bytes(
-            data.convert::<f32>().into_bytes(),
-            [numel],
-            burn::tensor::DType::F32,
-        );
-        let values = Tensor::<1>::from_data(flat, &device);
+        let data = match data.dtype() {
+            DType::F32 | DType::F64 => data,
+            _ => data.convert::<f32>(),
+        };
+        let (bytes, _, dtype) = data.into_parts();
+        let values = Tensor::<1>::from_data(TensorData::from_bytes(bytes, [numel], dtype), &device);
         Self {
             shape,
             values,
@@ -116,8 +117,8 @@ impl GradMult {
 
     /// The values, copied to the host.
     pub fn to_data(&self) -> TensorData {
-        let values = self.values.to_data().into_bytes();
-        TensorData::from_bytes(values, self.shape.clone(), burn::tensor::DType::F32)
+        let (bytes, _, dtype) = self.values.to_data().into_parts();
+        TensorData::from_bytes(bytes, self.shape.clone(), dtype)
     }
 
     /// The mult as a tensor of rank `D` on `device` (cached per device).
@@ -139,17 +140,25 @@ impl GradMult {
         values.reshape(dims)
     }
 
-    /// `grad ⊙ M`, computed on the gradient's device.
+    /// `grad ⊙ M`, computed on the gradient's device (and in its float type).
     pub fn apply<const D: usize>(&self, grad: Tensor<D>) -> Tensor<D> {
         let mult = self.tensor::<D>(&grad.device());
+        let dtype = grad.dtype();
+        let mult = if mult.dtype() == dtype {
+            mult
+        } else {
+            mult.cast(dtype)
+        };
         grad.mul(mult)
     }
 
     fn check_finite(&self, path: &str) -> Result<()> {
-        let data = self.values.to_data();
-        let values = data
-            .as_slice::<f32>()
-            .expect("Grad Mults are stored as f32");
+        let values = self
+            .values
+            .to_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .expect("Grad Mults are float tensors");
         match values.iter().position(|v| !v.is_finite()) {
             Some(index) => Err(RepOptError::NonFiniteMult {
                 path: path.to_string(),
