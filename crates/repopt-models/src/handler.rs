@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use repopt_core::csla::{self, CslaScales, IdentityInit};
 use repopt_core::{GradMult, GradMults, RepOptHandler, UpdateRule};
 
@@ -174,16 +174,24 @@ impl RepOptVggHandler {
         for block in model.blocks() {
             let spec = &block.spec;
             let scales = self.block_scales(&spec.name);
-            let mult = csla::grad_mult(
-                CslaScales {
-                    conv: &scales.conv,
-                    conv_1x1: &scales.conv_1x1,
-                },
-                spec.in_channels,
-                3,
-                spec.has_identity(),
-                rule,
-            )
+            let scales = CslaScales {
+                conv: &scales.conv,
+                conv_1x1: &scales.conv_1x1,
+            };
+            let (cin, identity) = (spec.in_channels, spec.has_identity());
+            // Mults in the model's float type: f32 as the official code, f64 for f64 models.
+            let dtype = block
+                .conv
+                .as_ref()
+                .expect("target block")
+                .weight
+                .val()
+                .dtype();
+            let mult = if dtype == DType::F64 {
+                csla::grad_mult_as::<f64>(scales, cin, 3, identity, rule)
+            } else {
+                csla::grad_mult(scales, cin, 3, identity, rule)
+            }
             .map_err(|e| in_block(&spec.name, e))?;
             mults.insert(spec.kernel_path(), GradMult::from_data(mult, device))?;
         }

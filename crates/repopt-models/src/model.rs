@@ -6,16 +6,15 @@ use burn::nn::{Linear, LinearConfig};
 use crate::norm::BatchNorm2d;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use repopt_core::csla::{self, CslaScales, IdentityInit};
-
 use crate::block::{RepOptVggBlock, conv};
 use crate::config::{BlockMode, RepOptVggConfig};
 use crate::error::{ModelError, Result};
 
 /// RepOpt-VGG: `stage0`, four stages of blocks, global average pooling, a linear classifier.
 ///
-/// Module paths follow the official PyTorch model (`stage0.conv.weight`, `stage2.3.bn.gamma`,
-/// `linear.weight`), with Burn's names inside BN (`gamma`, `beta`) and `[in, out]` linear weights.
+/// Module paths follow the official PyTorch model (`stage0.conv.weight`, `stage2.3.bn.weight`,
+/// `stage2.3.bn.running_var`, `linear.weight`); only the linear weight differs, stored `[in, out]`
+/// as Burn's `Linear` does.
 #[derive(Module, Debug)]
 pub struct RepOptVgg {
     /// The first block.
@@ -216,41 +215,36 @@ impl RepOptVgg {
             });
         }
         let model = self.clone().try_map_blocks(|block| {
-            let gamma = block.scale_identity.as_ref().map(|g| g.values());
-            let identity = match &gamma {
-                Some(g) => IdentityInit::Scaled(g),
-                None => IdentityInit::None,
+            let csla = "CSLA blocks have conv, conv_1x1, scale_conv and scale_1x1";
+            let (Some(conv3), Some(conv1), Some(s), Some(t)) = (
+                &block.conv,
+                &block.conv_1x1,
+                &block.scale_conv,
+                &block.scale_1x1,
+            ) else {
+                unreachable!("{csla}")
             };
-            let conv3 = block.conv.as_ref().expect("CSLA block has conv");
-            let kernel = csla::equivalent_kernel(
-                &conv3.weight.val().into_data(),
-                &block
-                    .conv_1x1
-                    .as_ref()
-                    .expect("CSLA block has conv_1x1")
-                    .weight
-                    .val()
-                    .into_data(),
-                CslaScales {
-                    conv: &block
-                        .scale_conv
-                        .as_ref()
-                        .expect("CSLA block has scale_conv")
-                        .values(),
-                    conv_1x1: &block
-                        .scale_1x1
-                        .as_ref()
-                        .expect("CSLA block has scale_1x1")
-                        .values(),
-                },
-                identity,
-            )?;
-            let device = conv3.weight.device();
-            let mut conv = block.conv.clone().expect("CSLA block has conv");
-            conv.weight = Param::initialized(
-                ParamId::new(),
-                Tensor::from_data(kernel, &device).require_grad(),
-            );
+            // In the model's own float type and device; the same operation order as
+            // `csla::equivalent_kernel`, so f32 results are identical to it.
+            let (o, i) = (block.spec.out_channels, block.spec.in_channels);
+            let w3 = conv3.weight.val().detach();
+            let device = w3.device();
+            let padded = Tensor::<4>::zeros([o, i, 3, 3], &device)
+                .cast(w3.dtype())
+                .slice_assign([0..o, 0..i, 1..2, 1..2], conv1.weight.val().detach());
+            let mut kernel = w3 * s.per_channel().detach().reshape([o as i32, 1, 1, 1])
+                + padded * t.per_channel().detach().reshape([o as i32, 1, 1, 1]);
+            if let Some(gamma) = &block.scale_identity {
+                let mut eye = vec![0.0f32; o * i * 9];
+                for c in 0..o {
+                    eye[(c * i + c) * 9 + 4] = 1.0;
+                }
+                let eye = Tensor::<4>::from_data(TensorData::new(eye, [o, i, 3, 3]), &device)
+                    .cast(kernel.dtype());
+                kernel = kernel + eye * gamma.per_channel().detach().reshape([o as i32, 1, 1, 1]);
+            }
+            let mut conv = conv3.clone();
+            conv.weight = Param::initialized(ParamId::new(), kernel.detach().require_grad());
             Ok(RepOptVggBlock {
                 conv: Some(conv),
                 conv_3x3: None,

@@ -296,6 +296,12 @@ impl VggScales {
                 identity,
             });
         }
+        if let Some(extra) = file.tensors.keys().next() {
+            return Err(file_error(
+                path,
+                format!("tensor `{extra}` belongs to no block of the header"),
+            ));
+        }
         let scales = Self {
             architecture: header.architecture,
             blocks,

@@ -48,13 +48,13 @@ pub fn tiny() -> RepOptVggConfig {
         .with_num_classes(10)
 }
 
-/// `sum|a-b| / sum|b|`.
+/// `sum|a-b| / sum|b|`, in f64.
 pub fn rel_diff(a: &TensorData, b: &TensorData) -> f64 {
     assert_eq!(a.shape(), b.shape(), "shapes differ");
-    let a = a.clone().convert::<f32>().try_to_vec::<f32>().unwrap();
-    let b = b.clone().convert::<f32>().try_to_vec::<f32>().unwrap();
-    let num: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).abs() as f64).sum();
-    let den: f64 = b.iter().map(|y| y.abs() as f64).sum();
+    let a = a.clone().convert::<f64>().try_to_vec::<f64>().unwrap();
+    let b = b.clone().convert::<f64>().try_to_vec::<f64>().unwrap();
+    let num: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum();
+    let den: f64 = b.iter().map(|y| y.abs()).sum();
     num / den
 }
 
