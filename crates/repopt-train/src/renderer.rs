@@ -102,10 +102,11 @@ impl TrainingProgressLogger for LineRenderer {
         _total_items: Option<usize>,
         label: Option<&str>,
     ) {
+        // Burn numbers epochs from 1; `starting_epoch` is the first epoch this run trains.
         self.total_epochs = total_epochs;
-        self.epoch = starting_epoch;
-        let from = if starting_epoch > 0 {
-            format!(", resuming after epoch {starting_epoch}")
+        self.epoch = starting_epoch.saturating_sub(1);
+        let from = if starting_epoch > 1 {
+            format!(", resuming at epoch {starting_epoch}")
         } else {
             String::new()
         };

@@ -328,6 +328,20 @@ pub fn load_model_file(
         .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
 }
 
+/// Loads the model of a training checkpoint (the Learner saves the [`Classifier`]).
+pub fn load_checkpoint_model(
+    path: &Path,
+    architecture: &RepOptVggConfig,
+    device: &Device,
+) -> Result<RepOptVgg> {
+    let record = ModuleRecord::load(path)
+        .map_err(|e| file_error(path, format!("not a readable checkpoint: {e}")))?;
+    Classifier::new(architecture.init(device), 0.0)
+        .try_load_record(record)
+        .map(|classifier| classifier.model)
+        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+}
+
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("serializable");
     write_atomic(path, text.as_bytes()).map_err(|e| file_error(path, e))
@@ -408,7 +422,7 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
             )));
         }
         // A corrupt checkpoint is an error here, not a panic inside the Learner.
-        load_model_file(
+        load_checkpoint_model(
             &checkpoint_dir.join(format!("model-{epoch}.bpk")),
             &architecture,
             &device,

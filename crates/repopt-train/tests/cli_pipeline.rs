@@ -1,0 +1,458 @@
+//! The `repopt` command line end to end on real data: hyper-search → extract-scales → train →
+//! eval, exact resume, a CIFAR-10 JPEG image folder, and clear errors for bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use repopt_core::param_infos;
+use repopt_models::VggScales;
+use repopt_train::RunRecord;
+
+fn repopt(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
+        .args(args)
+        .output()
+        .expect("run repopt");
+    eprintln!(
+        "$ repopt {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn ok(args: &[&str]) -> String {
+    let output = repopt(args);
+    assert!(output.status.success(), "repopt {} failed", args.join(" "));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The error message of a command that must fail.
+fn fails(args: &[&str]) -> String {
+    let output = repopt(args);
+    assert!(
+        !output.status.success(),
+        "repopt {} should fail",
+        args.join(" ")
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn fashion_mnist() -> Option<&'static str> {
+    common::require_data(
+        Path::new(common::FASHION_MNIST_DIR),
+        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
+    )
+    .then_some(common::FASHION_MNIST_DIR)
+}
+
+fn top1(text: &str) -> f64 {
+    let at = text.find("top-1 ").expect("a top-1 figure") + 6;
+    text[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn hyper_search_extract_train_eval_on_fashion_mnist() {
+    let Some(data) = fashion_mnist() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let hs = tmp.path().join("hs");
+    let common = [
+        "--data",
+        data,
+        "--preset",
+        "tiny",
+        "--train-limit",
+        "3000",
+        "--test-limit",
+        "1000",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--workers",
+        "0",
+        "--lr",
+        "0.05",
+    ];
+    let mut args = vec!["hs"];
+    args.extend(common);
+    args.extend(["--out", path_str(&hs)]);
+    ok(&args);
+    for file in [
+        "scales.safetensors",
+        "model.bpk",
+        "metrics.csv",
+        "run.json",
+        "experiment.log",
+    ] {
+        assert!(hs.join(file).is_file(), "hs/{file} missing");
+    }
+    assert!(hs.join("checkpoint/model-1.bpk").is_file());
+    let csv = std::fs::read_to_string(hs.join("metrics.csv")).unwrap();
+    assert!(
+        csv.starts_with("epoch,") && csv.contains("valid_top1") && csv.lines().count() == 2,
+        "{csv}"
+    );
+
+    let extracted = tmp.path().join("extracted.safetensors");
+    ok(&[
+        "extract-scales",
+        "--run",
+        path_str(&hs),
+        "--out",
+        path_str(&extracted),
+    ]);
+    let a = VggScales::load(&extracted, None).unwrap();
+    let b = VggScales::load(&hs.join("scales.safetensors"), None).unwrap();
+    assert_eq!(a.blocks, b.blocks);
+    let table = ok(&["inspect-scales", path_str(&extracted)]);
+    assert!(table.contains("stage1.1") && table.contains("±"), "{table}");
+
+    let trained = tmp.path().join("repopt");
+    let mut args = vec![
+        "train",
+        "--method",
+        "repopt",
+        "--scales",
+        path_str(&extracted),
+    ];
+    args.extend(common);
+    args.extend(["--out", path_str(&trained)]);
+    let summary = ok(&args);
+    assert!(
+        summary.contains("model") && summary.contains("metrics"),
+        "{summary}"
+    );
+    let report = ok(&["eval", "--run", path_str(&trained)]);
+    let accuracy = top1(&report);
+    assert!(
+        accuracy > 30.0,
+        "top-1 {accuracy} % is not clearly above chance (10 %)"
+    );
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let Some(data) = fashion_mnist() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // A scales artifact for the 1-channel tiny model: the resumed run rebuilds its Grad Mults
+    // from it.
+    let arch = repopt_models::RepOptVggConfig::preset("tiny")
+        .unwrap()
+        .with_in_channels(1)
+        .with_num_classes(10);
+    let mut scales = VggScales::constant(&arch, 1.0);
+    for (i, block) in scales.blocks.iter_mut().enumerate() {
+        block
+            .conv
+            .iter_mut()
+            .for_each(|s| *s = 0.5 + 0.1 * i as f32);
+        block
+            .conv_1x1
+            .iter_mut()
+            .for_each(|s| *s = 1.2 - 0.1 * i as f32);
+    }
+    let scales_path = tmp.path().join("scales.safetensors");
+    scales.save(&scales_path).unwrap();
+
+    let full = tmp.path().join("full");
+    let args = |out: &Path, resume: bool| {
+        let mut a: Vec<String> = [
+            "train",
+            "--method",
+            "repopt",
+            "--data",
+            data,
+            "--preset",
+            "tiny",
+            "--train-limit",
+            "640",
+            "--test-limit",
+            "200",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--workers",
+            "0",
+            "--seed",
+            "3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(["--scales".into(), path_str(&scales_path).into()]);
+        a.extend(["--out".into(), path_str(out).into()]);
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let run = |a: Vec<String>| ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    run(args(&full, false));
+
+    // The same run, interrupted after epoch 1: only epoch 1's checkpoint survives.
+    let resumed = tmp.path().join("resumed");
+    copy_dir(&full, &resumed);
+    for name in ["model", "optim", "scheduler"] {
+        std::fs::remove_file(resumed.join(format!("checkpoint/{name}-2.bpk"))).unwrap();
+    }
+    std::fs::remove_file(resumed.join("model.bpk")).unwrap();
+    let log = run(args(&resumed, true));
+    assert!(log.contains("resuming at epoch 2"), "{log}");
+
+    let device = Device::flex();
+    let load = |dir: &Path| {
+        RunRecord::load(dir)
+            .unwrap()
+            .load_model(dir, &device)
+            .unwrap()
+    };
+    let (a, b) = (load(&full), load(&resumed));
+    let values = |m: &repopt_models::RepOptVgg| {
+        let mut out = Vec::new();
+        m.visit(&mut Collect(&mut out));
+        out
+    };
+    let (va, vb) = (values(&a), values(&b));
+    assert_eq!(va.len(), vb.len());
+    assert_eq!(param_infos(&a).len(), va.len());
+    for ((name, x), (_, y)) in va.iter().zip(&vb) {
+        assert_eq!(
+            x, y,
+            "{name} differs between the resumed and the uninterrupted run"
+        );
+    }
+}
+
+struct Collect<'a>(&'a mut Vec<(usize, Vec<f32>)>);
+
+impl burn::module::ModuleVisitor for Collect<'_> {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let values = param
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap();
+        let index = self.0.len();
+        self.0.push((index, values));
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn cifar10_jpeg_folder_trains_and_evaluates() {
+    let archive = common::cifar10_jpg_archive();
+    if !common::require_data(&archive, "CIFAR-10 JPEG archive cifar10-jpg.tar.gz") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // A real image folder: 30 test images per class, used as both splits.
+    let test = common::extract_cifar10_subset(&archive, tmp.path(), "test", &["000", "001", "002"]);
+    let root = tmp.path().join("cifar");
+    std::fs::create_dir_all(&root).unwrap();
+    copy_dir(&test, &root.join("train"));
+    copy_dir(&test, &root.join("test"));
+    let out = tmp.path().join("run");
+    let summary = ok(&[
+        "train",
+        "--method",
+        "repvgg",
+        "--data",
+        path_str(&root),
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "30",
+        "--workers",
+        "2",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(summary.contains("top-1"), "{summary}");
+    let record = RunRecord::load(&out).unwrap();
+    assert_eq!(record.architecture.num_classes, 10);
+    assert_eq!(record.architecture.in_channels, 3);
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let out = path_str(&out);
+
+    let err = fails(&[
+        "train",
+        "--method",
+        "plain",
+        "--data",
+        "/no/such/folder",
+        "--out",
+        out,
+    ]);
+    assert!(err.contains("/no/such/folder"), "{err}");
+
+    // A corrupt JPEG inside an image folder: the error names the file.
+    let root = tmp.path().join("images");
+    for split in ["train", "test"] {
+        for class in ["cat", "dog"] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("broken.jpg"), b"\xff\xd8\xff not really a jpeg").unwrap();
+        }
+    }
+    let err = fails(&[
+        "train",
+        "--method",
+        "plain",
+        "--data",
+        path_str(&root),
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--out",
+        out,
+    ]);
+    assert!(err.contains("broken.jpg"), "{err}");
+
+    // A truncated IDX file.
+    if let Some(data) = fashion_mnist() {
+        let idx = tmp.path().join("idx");
+        std::fs::create_dir_all(&idx).unwrap();
+        for name in [
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ] {
+            std::fs::copy(Path::new(data).join(name), idx.join(name)).unwrap();
+        }
+        let images = std::fs::read(Path::new(data).join("train-images-idx3-ubyte.gz")).unwrap();
+        std::fs::write(
+            idx.join("train-images-idx3-ubyte.gz"),
+            &images[..images.len() / 2],
+        )
+        .unwrap();
+        let err = fails(&[
+            "train",
+            "--method",
+            "plain",
+            "--data",
+            path_str(&idx),
+            "--out",
+            out,
+        ]);
+        assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
+
+        // Scales of another model: the block and both shapes are named.
+        let arch = repopt_models::RepOptVggConfig::preset("tiny")
+            .unwrap()
+            .with_in_channels(1)
+            .with_num_classes(10);
+        let scales = tmp.path().join("tiny.safetensors");
+        VggScales::constant(&arch, 1.0).save(&scales).unwrap();
+        let err = fails(&[
+            "train",
+            "--method",
+            "repopt",
+            "--scales",
+            path_str(&scales),
+            "--data",
+            data,
+            "--preset",
+            "a0",
+            "--out",
+            out,
+        ]);
+        assert!(
+            err.contains("stage0") && err.contains("[48, 1, 3, 3]") && err.contains("[8, 1, 3, 3]"),
+            "{err}"
+        );
+    }
+
+    // Settings that contradict each other.
+    let err = fails(&["train", "--method", "repopt", "--data", ".", "--out", out]);
+    assert!(err.contains("--scales"), "{err}");
+    let err = fails(&[
+        "train",
+        "--method",
+        "plain",
+        "--clip-grad-norm",
+        "1",
+        "--data",
+        ".",
+        "--out",
+        out,
+    ]);
+    assert!(err.contains("hyper-search"), "{err}");
+    let err = fails(&["eval", "--run", path_str(tmp.path())]);
+    assert!(err.contains("run.json"), "{err}");
+}
+
+#[test]
+fn existing_checkpoints_are_never_overwritten() {
+    let Some(data) = fashion_mnist() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let args = [
+        "train",
+        "--method",
+        "plain",
+        "--data",
+        data,
+        "--preset",
+        "tiny",
+        "--train-limit",
+        "128",
+        "--test-limit",
+        "64",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--out",
+        path_str(&out),
+    ];
+    ok(&args);
+    let before = std::fs::read(out.join("checkpoint/model-1.bpk")).unwrap();
+    let err = fails(&args);
+    assert!(err.contains("--resume"), "{err}");
+    assert_eq!(
+        std::fs::read(out.join("checkpoint/model-1.bpk")).unwrap(),
+        before
+    );
+}
