@@ -132,11 +132,11 @@ pub struct TrainArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
     /// Blocks per stage, e.g. 2,4,14,1.
-    #[arg(long, value_delimiter = ',', num_args = 4)]
+    #[arg(long, value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub num_blocks: Option<Vec<usize>>,
     /// Width multipliers, e.g. 0.75,0.75,0.75,2.5.
-    #[arg(long, value_delimiter = ',', num_args = 4)]
+    #[arg(long, value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<Vec<f32>>,
     /// What to train (train only) [default: repopt].
