@@ -9,6 +9,11 @@ cargo xtask <task>
 Tasks:
   demo [--out DIR]   the whole method on Fashion-MNIST in a few minutes on a laptop CPU:
                      hyper-search -> extract scales -> train with the RepOptimizer -> evaluate
+  repro [--quick] [--data D] [--out DIR] [--seeds N] [--docs]
+                     the paper's comparison on CIFAR-10: hyper-search, then RepOptimizer,
+                     plain SGD, RepVGG and all-ones RepOptimizer from the same seeds;
+                     table, curves and scale pictures (--docs: into docs/); --quick: a few
+                     hundred steps per method, failing unless every method learns
   test               the whole test suite (cargo test --workspace)
 ";
 
@@ -135,6 +140,234 @@ fn demo(out: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Settings of one reproduction run.
+struct Repro {
+    quick: bool,
+    data: Option<PathBuf>,
+    out: PathBuf,
+    seeds: usize,
+    docs: bool,
+}
+
+/// `<out>/data/cifar10-jpg` extracted from the shared archive (once), or the folder given.
+fn cifar10(repro: &Repro) -> Result<PathBuf, String> {
+    let archive = match &repro.data {
+        Some(path) if path.is_dir() => return Ok(path.clone()),
+        Some(path) => path.clone(),
+        None => PathBuf::from("../shared/data/cifar10-jpg.tar.gz"),
+    };
+    let root = repro.out.join("data/cifar10-jpg");
+    if root.join("train").is_dir() && root.join("test").is_dir() {
+        return Ok(root);
+    }
+    if !archive.is_file() {
+        return Err(format!(
+            "CIFAR-10 not found at {}: pass --data with the cifar10-jpg.tar.gz archive or an \
+             extracted folder holding train/<class>/ and test/<class>/",
+            archive.display()
+        ));
+    }
+    let dest = repro.out.join("data");
+    std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    println!("extracting {} into {}", archive.display(), dest.display());
+    let mut tar = Command::new("tar");
+    tar.arg("-xzf").arg(&archive).arg("-C").arg(&dest);
+    run(tar)?;
+    Ok(root)
+}
+
+#[derive(Debug)]
+struct Outcome {
+    method: String,
+    seed: usize,
+    top1: f64,
+    seconds_per_epoch: f64,
+    peak_memory: Option<f64>,
+}
+
+fn read_outcome(dir: &Path, method: &str, seed: usize) -> Result<Outcome, String> {
+    let path = dir.join("outcome.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let number = |v: &serde_json::Value| v.as_f64();
+    Ok(Outcome {
+        method: method.into(),
+        seed,
+        top1: number(&value["test"]["top1"]).ok_or("outcome without top-1")?,
+        seconds_per_epoch: number(&value["seconds_per_epoch"]).unwrap_or(f64::NAN),
+        peak_memory: number(&value["peak_memory_bytes"]).map(|b| b / (1 << 20) as f64),
+    })
+}
+
+const METHODS: [(&str, &str); 4] = [
+    (
+        "repopt",
+        "RepOpt-VGG (target + RepOptimizer, searched scales)",
+    ),
+    ("plain", "target + plain SGD (no Grad Mults)"),
+    ("repvgg", "RepVGG (three branches, fused for evaluation)"),
+    ("repopt-ones", "target + RepOptimizer with all scales 1"),
+];
+
+fn mean_spread(values: &[f64]) -> (f64, f64) {
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (mean, (hi - lo) / 2.0)
+}
+
+fn repro(repro: &Repro) -> Result<(), String> {
+    let data = cifar10(repro)?;
+    let data = data.to_str().expect("utf-8 path").to_string();
+    let out = &repro.out;
+    // A0's depth (2, 4, 14, 1 blocks) at a third of its width: depth is what the structural prior
+    // is for, and the width keeps a full run within 90 minutes on 2 cores.
+    let model = ["--preset", "a0", "--width", "0.25,0.25,0.25,0.5"];
+    let (hs_epochs, epochs, limit, test_limit, workers) = if repro.quick {
+        ("1", "2", "8000", "1000", "2")
+    } else {
+        ("4", "8", "25000", "10000", "2")
+    };
+    let common = |args: &mut Vec<String>| {
+        args.extend([
+            "--data".into(),
+            data.clone(),
+            "--test-limit".into(),
+            test_limit.into(),
+        ]);
+        args.extend(model.iter().map(|s| s.to_string()));
+        args.extend([
+            "--workers".into(),
+            workers.into(),
+            "--batch-size".into(),
+            "64".into(),
+        ]);
+        args.extend([
+            "--lr".into(),
+            "0.05".into(),
+            "--train-limit".into(),
+            limit.into(),
+        ]);
+    };
+    let call = |args: Vec<String>| repopt(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hs = out.join("hs");
+    if !hs.join("scales.safetensors").is_file() {
+        println!("\n== hyper-search");
+        let mut args: Vec<String> = ["hs", "--epochs", hs_epochs].map(String::from).to_vec();
+        common(&mut args);
+        args.extend(["--out".into(), hs.display().to_string()]);
+        call(args)?;
+    }
+    let scales = hs.join("scales.safetensors").display().to_string();
+    let mut outcomes = Vec::new();
+    for seed in 0..repro.seeds {
+        for (method, _) in METHODS {
+            let dir = out.join(format!("{method}-s{seed}"));
+            if !dir.join("outcome.json").is_file() {
+                println!("\n== {method}, seed {seed}");
+                let mut args: Vec<String> = ["train", "--method", method, "--epochs", epochs]
+                    .map(String::from)
+                    .to_vec();
+                if method == "repopt" {
+                    args.extend(["--scales".into(), scales.clone()]);
+                }
+                common(&mut args);
+                args.extend(["--seed".into(), seed.to_string()]);
+                args.extend(["--out".into(), dir.display().to_string()]);
+                call(args)?;
+            }
+            outcomes.push(read_outcome(&dir, method, seed)?);
+        }
+    }
+
+    let curves: Vec<String> = METHODS
+        .iter()
+        .map(|(m, _)| out.join(format!("{m}-s0")).display().to_string())
+        .collect();
+    let labels: Vec<&str> = METHODS.iter().map(|(m, _)| *m).collect();
+    let curves_png = out.join("curves.png");
+    let scales_png = out.join("scales.png");
+    repopt(&[
+        "plot",
+        "--runs",
+        &curves.join(","),
+        "--labels",
+        &labels.join(","),
+        "--out",
+        curves_png.to_str().unwrap(),
+    ])?;
+    repopt(&[
+        "plot",
+        "--scales",
+        &scales,
+        "--out",
+        scales_png.to_str().unwrap(),
+    ])?;
+
+    let mut table = String::from(
+        "| method | top-1 (%) mean ± half-range | runs | s / epoch | peak memory (MiB) |\n|---|---|---|---|---|\n",
+    );
+    let mut failures = Vec::new();
+    for (method, description) in METHODS {
+        let runs: Vec<&Outcome> = outcomes.iter().filter(|o| o.method == method).collect();
+        let (top1, spread) = mean_spread(&runs.iter().map(|o| o.top1).collect::<Vec<_>>());
+        let (seconds, _) =
+            mean_spread(&runs.iter().map(|o| o.seconds_per_epoch).collect::<Vec<_>>());
+        let memory = runs
+            .iter()
+            .filter_map(|o| o.peak_memory)
+            .fold(0.0, f64::max);
+        table.push_str(&format!(
+            "| {description} | {top1:.2} ± {spread:.2} | {} | {seconds:.1} | {memory:.0} |\n",
+            runs.len()
+        ));
+        if repro.quick && runs.iter().any(|o| o.top1 < 20.0) {
+            failures.push(format!(
+                "{method}: top-1 {:?}",
+                runs.iter().map(|o| o.top1).collect::<Vec<_>>()
+            ));
+        }
+    }
+    let summary = out.join("results.md");
+    std::fs::write(&summary, &table).map_err(|e| format!("{}: {e}", summary.display()))?;
+    let runs: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "method": o.method, "seed": o.seed, "top1": o.top1,
+                "seconds_per_epoch": o.seconds_per_epoch, "peak_memory_mib": o.peak_memory,
+            })
+        })
+        .collect();
+    let json = out.join("results.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&runs).expect("json"))
+        .map_err(|e| format!("{}: {e}", json.display()))?;
+    println!(
+        "\n{table}\ncurves {}\nscales {}",
+        curves_png.display(),
+        scales_png.display()
+    );
+    if repro.docs {
+        for (from, to) in [
+            (&curves_png, "docs/results-curves.png"),
+            (&scales_png, "docs/results-scales.png"),
+            (&summary, "docs/results-table.md"),
+            (&json, "docs/results.json"),
+        ] {
+            std::fs::copy(from, to).map_err(|e| format!("{to}: {e}"))?;
+        }
+        println!("copied the table and pictures into docs/");
+    }
+    if !failures.is_empty() {
+        return Err(format!(
+            "methods that did not learn (chance is 10 %): {}",
+            failures.join("; ")
+        ));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -144,6 +377,37 @@ fn main() -> ExitCode {
                 _ => None,
             };
             demo(&out.unwrap_or_else(|| PathBuf::from("runs/demo")))
+        }
+        Some("repro") => {
+            let mut settings = Repro {
+                quick: false,
+                data: None,
+                out: PathBuf::from("runs/repro"),
+                seeds: 2,
+                docs: false,
+            };
+            let mut rest = args[1..].iter();
+            let mut bad = None;
+            while let Some(flag) = rest.next() {
+                match flag.as_str() {
+                    "--quick" => settings.quick = true,
+                    "--docs" => settings.docs = true,
+                    "--data" => settings.data = rest.next().map(PathBuf::from),
+                    "--out" => settings.out = rest.next().map(PathBuf::from).unwrap_or_default(),
+                    "--seeds" => {
+                        settings.seeds = rest.next().and_then(|n| n.parse().ok()).unwrap_or(0)
+                    }
+                    other => bad = Some(other.to_string()),
+                }
+            }
+            if settings.quick && !args.iter().any(|a| a == "--seeds") {
+                settings.seeds = 1;
+            }
+            match bad {
+                Some(flag) => Err(format!("repro: unknown flag `{flag}`\n{HELP}")),
+                None if settings.seeds == 0 => Err("repro: --seeds needs a number ≥ 1".into()),
+                None => repro(&settings),
+            }
         }
         Some("test") => {
             let mut command = cargo();

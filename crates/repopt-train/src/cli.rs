@@ -86,6 +86,24 @@ pub enum Command {
     /// Check GR = CSLA: train a CSLA model with SGD and the equivalent target with the
     /// RepOptimizer on the same batches and print how far their kernels drift apart.
     Verify(VerifyArgs),
+    /// Pictures: training curves of runs (`--runs a,b,c`), or the scales of a file (`--scales`).
+    Plot {
+        /// Run folders whose metrics.csv are drawn as curves.
+        #[arg(long, value_delimiter = ',')]
+        runs: Vec<PathBuf>,
+        /// Legend labels of the runs (default: the folder names).
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+        /// A scales file to draw per block instead.
+        #[arg(long)]
+        scales: Option<PathBuf>,
+        /// Architecture preset (for .pth scales files).
+        #[arg(long)]
+        preset: Option<String>,
+        /// The PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Per-block statistics of a scales file (ours, or an official .pth with --preset).
     InspectScales {
         /// The scales file.
@@ -330,6 +348,13 @@ pub fn main_with(cli: Cli) -> Result<()> {
         }
         Command::Verify(args) => verify(&args),
         Command::InspectScales { file, preset } => inspect_scales(&file, preset.as_deref()),
+        Command::Plot {
+            runs,
+            labels,
+            scales,
+            preset,
+            out,
+        } => plot(&runs, &labels, scales.as_deref(), preset.as_deref(), &out),
     }
 }
 
@@ -354,6 +379,43 @@ fn train(config: &RunConfig) -> Result<()> {
     if outcome.skipped_images > 0 {
         println!("  skipped {} unreadable images", outcome.skipped_images);
     }
+    Ok(())
+}
+
+fn plot(
+    runs: &[PathBuf],
+    labels: &[String],
+    scales: Option<&Path>,
+    preset: Option<&str>,
+    out: &Path,
+) -> Result<()> {
+    match (scales, runs.is_empty()) {
+        (Some(file), true) => {
+            let config = preset.and_then(RepOptVggConfig::preset);
+            crate::plot::plot_scales(&VggScales::load(file, config.as_ref())?, out)?;
+        }
+        (None, false) => {
+            let curves = runs
+                .iter()
+                .enumerate()
+                .map(|(i, run)| {
+                    let label = labels.get(i).cloned().unwrap_or_else(|| {
+                        run.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    });
+                    crate::plot::Curve::read(run, label)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            crate::plot::plot_curves(&curves, out)?;
+        }
+        _ => {
+            return Err(TrainError::Config(
+                "give either --runs (curves) or --scales (scales per block)".into(),
+            ));
+        }
+    }
+    println!("wrote {}", out.display());
     Ok(())
 }
 

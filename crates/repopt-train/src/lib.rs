@@ -15,6 +15,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod plot;
 pub mod renderer;
 pub mod trainer;
 

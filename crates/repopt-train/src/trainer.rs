@@ -263,6 +263,16 @@ pub struct RunOutcome {
     pub test: EvalReport,
     /// Images skipped as unreadable.
     pub skipped_images: usize,
+    /// Peak resident memory of the process (Linux), bytes.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// The peak resident memory of this process (`VmHWM`), where the OS reports it.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// File names inside a run folder.
@@ -566,6 +576,7 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
         seconds_per_epoch: seconds / epochs_run.max(1) as f64,
         test,
         skipped_images: data.skipped,
+        peak_memory_bytes: peak_memory_bytes(),
     };
     write_json(&out.join(files::OUTCOME), &outcome)?;
     Ok(outcome)

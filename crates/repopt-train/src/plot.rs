@@ -1,0 +1,247 @@
+//! Pictures of runs: training curves of several runs, and the searched scales per block.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::prelude::*;
+use repopt_models::{ScaleStats, VggScales};
+
+use crate::error::{Result, TrainError, file_error};
+
+/// TrueType fonts tried, in order, for the labels (Debian: `fonts-dejavu-core`).
+const FONT_FILES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+fn register_font() -> Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        let font = std::env::var_os("REPOPT_FONT")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(FONT_FILES.iter().map(PathBuf::from))
+            .find_map(|path| std::fs::read(path).ok());
+        result = match font {
+            Some(bytes) => {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+                    .map_err(|_| TrainError::Config("the font file is not a TrueType font".into()))
+            }
+            None => Err(TrainError::Config(format!(
+                "no TrueType font found for the labels (tried {}); install fonts-dejavu-core \
+                 or set REPOPT_FONT to a .ttf file",
+                FONT_FILES.join(", ")
+            ))),
+        };
+    });
+    result
+}
+
+fn draw_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    file_error(path, format!("cannot draw: {e}"))
+}
+
+/// One run's per-epoch metrics, read from its `metrics.csv`.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    /// Legend text.
+    pub label: String,
+    /// `(epoch, value)` of the training loss.
+    pub train_loss: Vec<(f64, f64)>,
+    /// `(epoch, value)` of the validation top-1.
+    pub valid_top1: Vec<(f64, f64)>,
+}
+
+impl Curve {
+    /// Reads `<run>/metrics.csv`.
+    pub fn read(run: &Path, label: impl Into<String>) -> Result<Self> {
+        let path = run.join("metrics.csv");
+        let text = std::fs::read_to_string(&path).map_err(|e| file_error(&path, e))?;
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+        let column = |name: &str| {
+            header
+                .iter()
+                .position(|h| *h == name)
+                .ok_or_else(|| file_error(&path, format!("no `{name}` column")))
+        };
+        let (loss, top1) = (column("train_loss")?, column("valid_top1")?);
+        let (mut train_loss, mut valid_top1) = (Vec::new(), Vec::new());
+        for line in lines {
+            let cells: Vec<&str> = line.split(',').collect();
+            let value = |i: usize| cells.get(i).and_then(|c| c.parse::<f64>().ok());
+            let Some(epoch) = value(0) else { continue };
+            if let Some(v) = value(loss) {
+                train_loss.push((epoch, v));
+            }
+            if let Some(v) = value(top1) {
+                valid_top1.push((epoch, v));
+            }
+        }
+        Ok(Self {
+            label: label.into(),
+            train_loss,
+            valid_top1,
+        })
+    }
+}
+
+fn range(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let hi = values.fold(f64::NEG_INFINITY, f64::max);
+    if lo.is_finite() && hi > lo {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// Training loss and validation top-1 per epoch of `curves`, side by side, as a PNG.
+pub fn plot_curves(curves: &[Curve], out: &Path) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(out, (1400, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_err(out, e))?;
+    let panels = root.split_evenly((1, 2));
+    let epochs = curves
+        .iter()
+        .flat_map(|c| c.train_loss.iter().chain(&c.valid_top1).map(|p| p.0));
+    let (_, last_epoch) = range(epochs);
+    type Series = fn(&Curve) -> &Vec<(f64, f64)>;
+    let specs: [(&str, &str, Series); 2] = [
+        ("Training loss", "loss", |c| &c.train_loss),
+        ("Validation top-1", "top-1 (%)", |c| &c.valid_top1),
+    ];
+    for (panel, (title, y_label, series)) in panels.iter().zip(specs) {
+        let (y0, y1) = range(curves.iter().flat_map(|c| series(c).iter().map(|p| p.1)));
+        let mut chart = ChartBuilder::on(panel)
+            .caption(title, ("sans-serif", 26))
+            .margin(18)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(1.0..last_epoch.max(2.0), y0..y1)
+            .map_err(|e| draw_err(out, e))?;
+        chart
+            .configure_mesh()
+            .x_labels(last_epoch.round().max(2.0) as usize)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_desc("epoch")
+            .y_desc(y_label)
+            .label_style(("sans-serif", 16))
+            .draw()
+            .map_err(|e| draw_err(out, e))?;
+        for (i, curve) in curves.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    series(curve).clone(),
+                    color.stroke_width(3),
+                ))
+                .map_err(|e| draw_err(out, e))?
+                .label(curve.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 16))
+            .draw()
+            .map_err(|e| draw_err(out, e))?;
+    }
+    root.present().map_err(|e| draw_err(out, e))
+}
+
+/// Mean ± standard deviation of the scales `s`, `t` and `γ` of every block, as a PNG.
+pub fn plot_scales(scales: &VggScales, out: &Path) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(out, (1400, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_err(out, e))?;
+    let n = scales.blocks.len();
+    let stats = |values: Option<&Vec<f32>>| values.map(|v| ScaleStats::of(v));
+    type Pick = fn(&repopt_models::BlockScales) -> Option<&Vec<f32>>;
+    let kinds: [(&str, Pick); 3] = [
+        ("s (3x3 branch)", |b| Some(&b.conv)),
+        ("t (1x1 branch)", |b| Some(&b.conv_1x1)),
+        ("γ (identity branch)", |b| b.identity.as_ref()),
+    ];
+    let all = scales.blocks.iter().flat_map(|b| {
+        kinds
+            .iter()
+            .filter_map(move |(_, pick)| stats(pick(b)).map(|s| [s.mean - s.std, s.mean + s.std]))
+    });
+    let (y0, y1) = range(all.flatten().map(f64::from));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Searched scales per block ({})",
+                Path::new(&scales.source)
+                    .file_name()
+                    .map_or(scales.source.clone(), |n| n.to_string_lossy().into_owned())
+            ),
+            ("sans-serif", 24),
+        )
+        .margin(18)
+        .x_label_area_size(60)
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), y0..y1)
+        .map_err(|e| draw_err(out, e))?;
+    let names: Vec<String> = scales.blocks.iter().map(|b| b.spec.name.clone()).collect();
+    chart
+        .configure_mesh()
+        .x_labels(n.min(40))
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+                names[i as usize].trim_start_matches("stage").to_string()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("block (stage.index)")
+        .y_desc("mean ± std over channels")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| draw_err(out, e))?;
+    for (k, (label, pick)) in kinds.iter().enumerate() {
+        let color = Palette99::pick(k).to_rgba();
+        let offset = (k as f64 - 1.0) * 0.2;
+        let points: Vec<(f64, ScaleStats)> = scales
+            .blocks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| stats(pick(b)).map(|s| (i as f64 + offset, s)))
+            .collect();
+        chart
+            .draw_series(points.iter().map(|(x, s)| {
+                ErrorBar::new_vertical(
+                    *x,
+                    f64::from(s.mean - s.std),
+                    f64::from(s.mean),
+                    f64::from(s.mean + s.std),
+                    color.filled(),
+                    8,
+                )
+            }))
+            .map_err(|e| draw_err(out, e))?
+            .label(*label)
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| draw_err(out, e))?;
+    root.present().map_err(|e| draw_err(out, e))
+}
