@@ -227,7 +227,7 @@ fn repro(repro: &Repro) -> Result<(), String> {
     let (hs_epochs, epochs, limit, test_limit, workers) = if repro.quick {
         ("1", "2", "8000", "1000", "2")
     } else {
-        ("4", "8", "25000", "10000", "2")
+        ("4", "6", "20000", "10000", "2")
     };
     let common = |args: &mut Vec<String>| {
         args.extend([
