@@ -148,3 +148,33 @@ fn official_b1_scales_import_and_mults() {
         }
     }
 }
+
+#[test]
+fn every_released_vgg_scales_file_imports_with_its_preset() {
+    for (file, preset, blocks) in [
+        ("RepOpt-VGG-B2-scales.pth", "b2", 28),
+        ("RepOpt-VGG-L1-scales.pth", "l1", 48),
+        ("RepOpt-VGG-L2-scales.pth", "l2", 48),
+    ] {
+        let Some(pth) = shared_file(&format!("official_scales/{file}")) else {
+            return;
+        };
+        let config = RepOptVggConfig::preset(preset).unwrap();
+        let scales = VggScales::load(&pth, Some(&config)).unwrap();
+        assert_eq!(scales.blocks.len(), blocks, "{file}");
+        let identities = config.blocks().iter().filter(|b| b.has_identity()).count();
+        assert_eq!(
+            scales
+                .blocks
+                .iter()
+                .filter(|b| b.identity.is_some())
+                .count(),
+            identities,
+            "{file}"
+        );
+        // A file for another architecture is refused, naming a block.
+        let other = if preset == "b2" { "l2" } else { "b2" };
+        let err = VggScales::load(&pth, RepOptVggConfig::preset(other).as_ref()).unwrap_err();
+        assert!(err.to_string().contains("stage"), "{file}: {err}");
+    }
+}
