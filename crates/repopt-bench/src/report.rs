@@ -1,0 +1,610 @@
+//! Tables and ratios from the measurements of a whole run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::case::{Backend, Mode};
+use crate::measure::Measurement;
+use crate::{BenchError, Result};
+
+/// A model, input and batch: the measurements that are compared with one another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Setting {
+    /// Preset, and width multipliers where they replace the preset's (`Case::model_name`).
+    pub model: String,
+    /// Height and width of the input.
+    pub image_size: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Classifier outputs.
+    pub classes: usize,
+}
+
+impl Setting {
+    fn of(m: &Measurement) -> Self {
+        Self {
+            model: m.case.model_name(),
+            image_size: m.case.image_size,
+            batch_size: m.case.batch_size,
+            classes: m.case.classes,
+        }
+    }
+
+    fn input(&self) -> String {
+        format!("3×{0}×{0}", self.image_size)
+    }
+}
+
+/// One ratio of two measurements of the same setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    /// The setting both measurements share.
+    pub setting: Setting,
+    /// What is divided: `images_per_second`, `peak_resident_bytes` or `step_resident_bytes`
+    /// (peak minus the resident memory before the first step).
+    pub quantity: String,
+    /// Mode and backend of the numerator (`train-repopt@flex`).
+    pub numerator: String,
+    /// Mode and backend of the denominator.
+    pub denominator: String,
+    /// numerator / denominator.
+    pub value: f64,
+}
+
+/// The machine the run was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// `model name` of `/proc/cpuinfo` (what `lscpu` shows).
+    pub cpu_model: Option<String>,
+    /// Threads available (`nproc`).
+    pub threads: usize,
+    /// `MemTotal` of `/proc/meminfo`.
+    pub memory_bytes: Option<u64>,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn this() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_bytes = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map(|kib| kib * 1024);
+        Self {
+            cpu_model,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+        }
+    }
+}
+
+/// A whole run, as written to the machine-readable results file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The command that produced it.
+    pub command: Option<String>,
+    /// Wall seconds of the whole run (build excluded), as the caller measured them.
+    pub elapsed_seconds: Option<f64>,
+    /// The machine.
+    pub machine: Machine,
+    /// Every measurement, in the order taken.
+    pub measurements: Vec<Measurement>,
+    /// The ratios the tables show.
+    pub ratios: Vec<Ratio>,
+}
+
+/// Reads one JSON [`Measurement`] per non-empty line.
+pub fn read_measurements(path: &Path) -> Result<Vec<Measurement>> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| BenchError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            serde_json::from_str(line).map_err(|source| BenchError::Json {
+                path: shown.clone(),
+                line: index + 1,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Measurements keyed by setting, then by (mode, backend); settings in the order first measured.
+struct Index<'a> {
+    settings: Vec<Setting>,
+    by_setting: BTreeMap<Setting, BTreeMap<(Mode, Backend), &'a Measurement>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(measurements: &'a [Measurement]) -> Self {
+        let mut settings = Vec::new();
+        let mut by_setting: BTreeMap<Setting, BTreeMap<_, _>> = BTreeMap::new();
+        for m in measurements {
+            let setting = Setting::of(m);
+            if !settings.contains(&setting) {
+                settings.push(setting.clone());
+            }
+            by_setting
+                .entry(setting)
+                .or_default()
+                .insert((m.case.mode, m.case.backend), m);
+        }
+        Self {
+            settings,
+            by_setting,
+        }
+    }
+
+    fn get(&self, setting: &Setting, mode: Mode, backend: Backend) -> Option<&'a Measurement> {
+        self.by_setting.get(setting)?.get(&(mode, backend)).copied()
+    }
+
+    fn has_any(&self, setting: &Setting, modes: &[Mode]) -> bool {
+        modes
+            .iter()
+            .any(|&mode| self.get(setting, mode, Backend::Flex).is_some())
+    }
+}
+
+const TRAINING: [Mode; 4] = [
+    Mode::TrainRepopt,
+    Mode::TrainSgd,
+    Mode::TrainRepvgg,
+    Mode::TrainHs,
+];
+const INFERENCE: [Mode; 3] = [
+    Mode::InferTarget,
+    Mode::InferRepvggFused,
+    Mode::InferRepvggUnfused,
+];
+
+/// Memory the steps added: peak minus the resident memory before the first step.
+pub fn step_resident_bytes(m: &Measurement) -> Option<u64> {
+    Some(
+        m.peak_resident_bytes?
+            .saturating_sub(m.setup_resident_bytes?),
+    )
+}
+
+/// Numerator, denominator and the quantities divided.
+type Comparison = ((Mode, Backend), (Mode, Backend), &'static [&'static str]);
+
+/// The ratios of every setting: for training, RepOpt against RepVGG (throughput, peak memory,
+/// memory added by the steps), against plain SGD and against HyperSearch; for inference, Target
+/// against fused RepVGG and fused against unfused RepVGG; for every mode measured on both
+/// backends, flex against ndarray.
+pub fn ratios(measurements: &[Measurement]) -> Vec<Ratio> {
+    let index = Index::new(measurements);
+    let flex = |mode| (mode, Backend::Flex);
+    let comparisons: [Comparison; 6] = [
+        (
+            flex(Mode::TrainRepopt),
+            flex(Mode::TrainRepvgg),
+            &[
+                "images_per_second",
+                "peak_resident_bytes",
+                "step_resident_bytes",
+            ],
+        ),
+        (
+            flex(Mode::TrainRepopt),
+            flex(Mode::TrainSgd),
+            &["images_per_second"],
+        ),
+        (
+            flex(Mode::TrainRepopt),
+            flex(Mode::TrainHs),
+            &["images_per_second", "peak_resident_bytes"],
+        ),
+        (
+            flex(Mode::InferTarget),
+            flex(Mode::InferRepvggFused),
+            &["images_per_second"],
+        ),
+        (
+            flex(Mode::InferRepvggFused),
+            flex(Mode::InferRepvggUnfused),
+            &["images_per_second", "peak_resident_bytes"],
+        ),
+        (
+            flex(Mode::TrainRepopt),
+            (Mode::TrainRepopt, Backend::Ndarray),
+            &["images_per_second"],
+        ),
+    ];
+    let quantity = |m: &Measurement, name: &str| -> Option<f64> {
+        match name {
+            "images_per_second" => Some(m.images_per_second),
+            "peak_resident_bytes" => m.peak_resident_bytes.map(|b| b as f64),
+            "step_resident_bytes" => step_resident_bytes(m).map(|b| b as f64),
+            _ => None,
+        }
+    };
+    let mut ratios = Vec::new();
+    for setting in &index.settings {
+        for ((num_mode, num_backend), (den_mode, den_backend), quantities) in &comparisons {
+            let (Some(num), Some(den)) = (
+                index.get(setting, *num_mode, *num_backend),
+                index.get(setting, *den_mode, *den_backend),
+            ) else {
+                continue;
+            };
+            for name in *quantities {
+                if let (Some(n), Some(d)) = (quantity(num, name), quantity(den, name))
+                    && d > 0.0
+                {
+                    ratios.push(Ratio {
+                        setting: setting.clone(),
+                        quantity: (*name).to_string(),
+                        numerator: format!("{num_mode}@{num_backend}"),
+                        denominator: format!("{den_mode}@{den_backend}"),
+                        value: n / d,
+                    });
+                }
+            }
+        }
+    }
+    ratios
+}
+
+fn find_ratio(
+    ratios: &[Ratio],
+    setting: &Setting,
+    quantity: &str,
+    numerator: (Mode, Backend),
+    denominator: (Mode, Backend),
+) -> Option<f64> {
+    let numerator = format!("{}@{}", numerator.0, numerator.1);
+    let denominator = format!("{}@{}", denominator.0, denominator.1);
+    ratios
+        .iter()
+        .find(|r| {
+            &r.setting == setting
+                && r.quantity == quantity
+                && r.numerator == numerator
+                && r.denominator == denominator
+        })
+        .map(|r| r.value)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn rate(images_per_second: f64) -> String {
+    if images_per_second >= 100.0 {
+        format!("{images_per_second:.0}")
+    } else if images_per_second >= 10.0 {
+        format!("{images_per_second:.1}")
+    } else {
+        format!("{images_per_second:.2}")
+    }
+}
+
+fn times(value: Option<f64>) -> String {
+    value.map_or("–".into(), |v| format!("{v:.2}×"))
+}
+
+fn optional_mib(bytes: Option<u64>) -> String {
+    bytes.map_or("–".into(), mib)
+}
+
+/// Markdown tables of a run: training, the parts of a training step, inference, backends.
+pub fn markdown(measurements: &[Measurement], ratios: &[Ratio]) -> String {
+    let index = Index::new(measurements);
+    let flex = |mode| (mode, Backend::Flex);
+    let mut out = String::new();
+
+    let training: Vec<&Setting> = index
+        .settings
+        .iter()
+        .filter(|s| index.has_any(s, &TRAINING))
+        .collect();
+    if !training.is_empty() {
+        out.push_str(
+            "Training: images/s at the median step (forward, loss, backward, SGD step).\n\n\
+             | model | input | batch | Target + RepOpt SGD | Target + SGD | RepVGG | HyperSearch \
+             | **RepOpt / RepVGG** | RepOpt / SGD |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for setting in &training {
+            let cells: Vec<String> = TRAINING
+                .iter()
+                .map(|&mode| {
+                    index
+                        .get(setting, mode, Backend::Flex)
+                        .map_or("–".into(), |m| rate(m.images_per_second))
+                })
+                .collect();
+            let speed = |den| {
+                times(find_ratio(
+                    ratios,
+                    setting,
+                    "images_per_second",
+                    flex(Mode::TrainRepopt),
+                    flex(den),
+                ))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | **{}** | {} |",
+                setting.model,
+                setting.input(),
+                setting.batch_size,
+                cells.join(" | "),
+                speed(Mode::TrainRepvgg),
+                speed(Mode::TrainSgd),
+            );
+        }
+        out.push_str(
+            "\nTraining: peak resident memory of the process (`VmHWM`), MiB; in brackets, what \
+             the steps added to the memory resident before the first step.\n\n\
+             | model | input | batch | Target + RepOpt SGD | Target + SGD | RepVGG | HyperSearch \
+             | **RepOpt / RepVGG peak** | RepOpt / RepVGG added |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for setting in &training {
+            let cells: Vec<String> = TRAINING
+                .iter()
+                .map(|&mode| {
+                    index
+                        .get(setting, mode, Backend::Flex)
+                        .map_or("–".into(), |m| {
+                            format!(
+                                "{} (+{})",
+                                optional_mib(m.peak_resident_bytes),
+                                optional_mib(step_resident_bytes(m))
+                            )
+                        })
+                })
+                .collect();
+            let memory = |quantity| {
+                times(find_ratio(
+                    ratios,
+                    setting,
+                    quantity,
+                    flex(Mode::TrainRepopt),
+                    flex(Mode::TrainRepvgg),
+                ))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | **{}** | {} |",
+                setting.model,
+                setting.input(),
+                setting.batch_size,
+                cells.join(" | "),
+                memory("peak_resident_bytes"),
+                memory("step_resident_bytes"),
+            );
+        }
+        out.push_str(
+            "\nParts of a training step, medians in ms: forward + loss / backward / optimizer \
+             step.\n\n\
+             | model | input | batch | Target + RepOpt SGD | Target + SGD | RepVGG | HyperSearch |\n\
+             |---|---|---:|---:|---:|---:|---:|\n",
+        );
+        for setting in &training {
+            let cells: Vec<String> = TRAINING
+                .iter()
+                .map(|&mode| {
+                    index
+                        .get(setting, mode, Backend::Flex)
+                        .and_then(|m| m.phases)
+                        .map_or("–".into(), |p| {
+                            format!(
+                                "{:.1} / {:.1} / {:.1}",
+                                p.forward_seconds * 1e3,
+                                p.backward_seconds * 1e3,
+                                p.optimizer_seconds * 1e3
+                            )
+                        })
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                setting.model,
+                setting.input(),
+                setting.batch_size,
+                cells.join(" | ")
+            );
+        }
+    }
+
+    let inference: Vec<&Setting> = index
+        .settings
+        .iter()
+        .filter(|s| index.has_any(s, &INFERENCE))
+        .collect();
+    if !inference.is_empty() {
+        out.push_str(
+            "\nInference (eval mode, forward only): images/s at the median step · peak resident \
+             memory in MiB (in brackets, what the steps added).\n\n\
+             | model | input | batch | Target | RepVGG fused | RepVGG unfused | Target / fused \
+             | fused / unfused | fused / unfused peak memory |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for setting in &inference {
+            let cells: Vec<String> = INFERENCE
+                .iter()
+                .map(|&mode| {
+                    index
+                        .get(setting, mode, Backend::Flex)
+                        .map_or("–".into(), |m| {
+                            format!(
+                                "{} · {} (+{})",
+                                rate(m.images_per_second),
+                                optional_mib(m.peak_resident_bytes),
+                                optional_mib(step_resident_bytes(m))
+                            )
+                        })
+                })
+                .collect();
+            let ratio = |quantity, num, den| {
+                times(find_ratio(ratios, setting, quantity, flex(num), flex(den)))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                setting.model,
+                setting.input(),
+                setting.batch_size,
+                cells.join(" | "),
+                ratio(
+                    "images_per_second",
+                    Mode::InferTarget,
+                    Mode::InferRepvggFused
+                ),
+                ratio(
+                    "images_per_second",
+                    Mode::InferRepvggFused,
+                    Mode::InferRepvggUnfused
+                ),
+                ratio(
+                    "peak_resident_bytes",
+                    Mode::InferRepvggFused,
+                    Mode::InferRepvggUnfused
+                ),
+            );
+        }
+    }
+
+    let backends: Vec<(&Setting, &Measurement, &Measurement)> = index
+        .settings
+        .iter()
+        .flat_map(|setting| {
+            let index = &index;
+            Mode::ALL.into_iter().filter_map(move |mode| {
+                Some((
+                    setting,
+                    index.get(setting, mode, Backend::Flex)?,
+                    index.get(setting, mode, Backend::Ndarray)?,
+                ))
+            })
+        })
+        .collect();
+    if !backends.is_empty() {
+        out.push_str(
+            "\nBackends: the same step on Burn's `flex` and on the deprecated `ndarray` backend.\n\n\
+             | model | input | batch | mode | flex img/s | ndarray img/s | flex / ndarray |\n\
+             |---|---|---:|---|---:|---:|---:|\n",
+        );
+        for (setting, flex_run, ndarray_run) in backends {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {:.2}× |",
+                setting.model,
+                setting.input(),
+                setting.batch_size,
+                flex_run.case.mode.label(),
+                rate(flex_run.images_per_second),
+                rate(ndarray_run.images_per_second),
+                flex_run.images_per_second / ndarray_run.images_per_second,
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::Case;
+
+    fn measurement(mode: Mode, backend: Backend, images_per_second: f64, peak: u64) -> Measurement {
+        Measurement {
+            case: Case {
+                preset: "a0".into(),
+                width: None,
+                image_size: 32,
+                batch_size: 32,
+                classes: 10,
+                mode,
+                backend,
+                warmup_steps: 3,
+                measured_steps: 10,
+                seed: 0,
+            },
+            params: 1,
+            step_seconds: vec![32.0 / images_per_second],
+            median_step_seconds: 32.0 / images_per_second,
+            images_per_second,
+            phases: None,
+            final_loss: None,
+            setup_resident_bytes: Some(100),
+            setup_peak_resident_bytes: Some(100),
+            peak_resident_bytes: Some(peak),
+            threads: 2,
+            load_average: None,
+            wall_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn ratios_compare_the_same_setting() {
+        let measurements = vec![
+            measurement(Mode::TrainRepopt, Backend::Flex, 200.0, 600),
+            measurement(Mode::TrainRepvgg, Backend::Flex, 100.0, 1100),
+            measurement(Mode::TrainRepopt, Backend::Ndarray, 40.0, 600),
+        ];
+        let ratios = ratios(&measurements);
+        let setting = Setting::of(&measurements[0]);
+        let get = |quantity, num, den| find_ratio(&ratios, &setting, quantity, num, den);
+        let flex = |mode| (mode, Backend::Flex);
+        assert_eq!(
+            get(
+                "images_per_second",
+                flex(Mode::TrainRepopt),
+                flex(Mode::TrainRepvgg)
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            get(
+                "step_resident_bytes",
+                flex(Mode::TrainRepopt),
+                flex(Mode::TrainRepvgg)
+            ),
+            Some(0.5)
+        );
+        assert_eq!(
+            get(
+                "images_per_second",
+                flex(Mode::TrainRepopt),
+                (Mode::TrainRepopt, Backend::Ndarray)
+            ),
+            Some(5.0)
+        );
+        let table = markdown(&measurements, &ratios);
+        assert!(table.contains("**2.00×**"), "{table}");
+        assert!(table.contains("| 5.00× |"), "{table}");
+    }
+
+    #[test]
+    fn results_round_trip_through_json_lines() {
+        let dir = std::env::temp_dir().join(format!("repopt-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.jsonl");
+        let m = measurement(Mode::InferTarget, Backend::Flex, 1000.0, 50);
+        let line = serde_json::to_string(&m).unwrap();
+        std::fs::write(&path, format!("{line}\n\n{line}\n")).unwrap();
+        assert_eq!(read_measurements(&path).unwrap(), vec![m.clone(), m]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
