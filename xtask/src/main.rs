@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod web;
+
 const HELP: &str = "\
 cargo xtask <task>
 
@@ -18,6 +20,11 @@ Tasks:
                      training and inference throughput and peak memory of RepOpt-VGG against
                      RepVGG (tiny, A0, B1; one process per mode; release build); --quick: tiny
                      and A0 only; results in target/repopt-bench/ (--json: the summary there)
+  web [--test] [--no-serve] [--port P] [--data D] [--per-class N]
+                     the browser demo: builds RepOpt-VGG for wasm (WebGPU, CPU fallback), the
+                     page, the model and a gallery of CIFAR-10 test images into
+                     target/web-demo/, and serves it on http://127.0.0.1:8080/; --test: first
+                     checks it in headless Chromium against the native model
   test               the whole test suite (cargo test --workspace)
 ";
 
@@ -665,6 +672,39 @@ fn main() -> ExitCode {
             match bad {
                 Some(flag) => Err(format!("bench: unknown flag `{flag}`\n{HELP}")),
                 None => bench(quick, json),
+            }
+        }
+        Some("web") => {
+            let mut settings = web::Web {
+                data: None,
+                port: 8080,
+                serve: true,
+                test: false,
+                per_class: 2,
+            };
+            let mut rest = args[1..].iter();
+            let mut bad = None;
+            while let Some(flag) = rest.next() {
+                match flag.as_str() {
+                    "--test" => settings.test = true,
+                    "--no-serve" => settings.serve = false,
+                    "--data" => settings.data = rest.next().map(PathBuf::from),
+                    "--port" => {
+                        settings.port = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0)
+                    }
+                    "--per-class" => {
+                        settings.per_class = rest.next().and_then(|n| n.parse().ok()).unwrap_or(0)
+                    }
+                    other => bad = Some(other.to_string()),
+                }
+            }
+            match bad {
+                Some(flag) => Err(format!("web: unknown flag `{flag}`\n{HELP}")),
+                None if settings.port == 0 => Err("web: --port needs a port number".into()),
+                None if settings.per_class == 0 => {
+                    Err("web: --per-class needs a number ≥ 1".into())
+                }
+                None => web::web(&settings),
             }
         }
         Some("test") => {

@@ -248,7 +248,16 @@ impl VggScales {
             let config = config.ok_or_else(|| {
                 file_error(path, "a .pth scales file needs the architecture (a preset)")
             })?;
+            #[cfg(feature = "pth")]
             return Self::from_official_pth(path, config);
+            #[cfg(not(feature = "pth"))]
+            {
+                let _ = config;
+                return Err(file_error(
+                    path,
+                    "reading a .pth file needs repopt-models' `pth` feature",
+                ));
+            }
         }
         let mut file = TensorFile::read(path)?;
         let json = file.metadata.get("repopt").ok_or_else(|| {
@@ -316,6 +325,7 @@ impl VggScales {
     /// Imports an officially released scales file (`RepOpt-VGG-B1-scales.pth`, …) with the
     /// architecture `config`: keys `<block>.scale_conv.weight`, `<block>.scale_1x1.weight` and
     /// `<block>.scale_identity.weight`. Validated strictly against `config`.
+    #[cfg(feature = "pth")]
     pub fn from_official_pth(path: &Path, config: &RepOptVggConfig) -> Result<Self> {
         use burn::store::pytorch_reader::PytorchReader;
         if !path.is_file() {
