@@ -9,6 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::{BlockMode, BlockSpec};
+use crate::conv::ConvImpl;
 
 /// A per-channel scale (the official `ScaleLayer` without bias): `y = x ⊙ weight`.
 #[derive(Module, Debug)]
@@ -65,6 +66,9 @@ pub struct RepOptVggBlock {
     /// The block's place and shape in the architecture.
     #[module(skip)]
     pub spec: BlockSpec,
+    /// How the block's convolutions are computed.
+    #[module(skip)]
+    pub conv_impl: ConvImpl,
 }
 
 pub(crate) fn conv(spec: &BlockSpec, kernel: usize, bias: bool, device: &Device) -> Conv2d {
@@ -107,6 +111,7 @@ impl RepOptVggBlock {
             bn_identity: None,
             mode,
             spec,
+            conv_impl: ConvImpl::default(),
         };
         let spec = &block.spec;
         match mode {
@@ -138,14 +143,14 @@ impl RepOptVggBlock {
     /// The block's output.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let out = match self.mode {
-            BlockMode::Target => self.bn().forward(self.conv().forward(x)),
-            BlockMode::Deploy => self.conv().forward(x),
+            BlockMode::Target => self.bn().forward(self.conv_impl.forward(self.conv(), x)),
+            BlockMode::Deploy => self.conv_impl.forward(self.conv(), x),
             BlockMode::HyperSearch | BlockMode::Csla => {
                 let s = self.scale_conv.as_ref().expect("CSLA block has scale_conv");
                 let t = self.scale_1x1.as_ref().expect("CSLA block has scale_1x1");
                 let one = self.conv_1x1.as_ref().expect("CSLA block has conv_1x1");
-                let mut out = self.conv().forward(x.clone()) * s.per_channel()
-                    + one.forward(x.clone()) * t.per_channel();
+                let mut out = self.conv_impl.forward(self.conv(), x.clone()) * s.per_channel()
+                    + self.conv_impl.forward(one, x.clone()) * t.per_channel();
                 if let Some(gamma) = &self.scale_identity {
                     out = out + x * gamma.per_channel();
                 }
@@ -156,8 +161,8 @@ impl RepOptVggBlock {
                 let one = self.conv_1x1.as_ref().expect("RepVGG block has conv_1x1");
                 let bn_3x3 = self.bn_3x3.as_ref().expect("RepVGG block has bn_3x3");
                 let bn_1x1 = self.bn_1x1.as_ref().expect("RepVGG block has bn_1x1");
-                let mut out = bn_3x3.forward(three.forward(x.clone()))
-                    + bn_1x1.forward(one.forward(x.clone()));
+                let mut out = bn_3x3.forward(self.conv_impl.forward(three, x.clone()))
+                    + bn_1x1.forward(self.conv_impl.forward(one, x.clone()));
                 if let Some(bn) = &self.bn_identity {
                     out = out + bn.forward(x);
                 }

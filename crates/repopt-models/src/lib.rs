@@ -14,6 +14,7 @@
 
 mod block;
 mod config;
+mod conv;
 mod decay;
 mod error;
 mod handler;
@@ -24,6 +25,7 @@ pub mod weights;
 
 pub use block::{RepOptVggBlock, ScaleLayer};
 pub use config::{BlockMode, BlockSpec, PRESETS, RepOptVggConfig};
+pub use conv::{ConvImpl, conv2d_im2col};
 pub use decay::decays_weight;
 pub use error::{ModelError, Result};
 pub use handler::RepOptVggHandler;

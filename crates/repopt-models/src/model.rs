@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::block::{RepOptVggBlock, conv};
 use crate::config::{BlockMode, RepOptVggConfig};
+use crate::conv::ConvImpl;
 use crate::error::{ModelError, Result};
 
 /// RepOpt-VGG: `stage0`, four stages of blocks, global average pooling, a linear classifier.
@@ -84,6 +85,21 @@ impl RepOptVgg {
     /// The blocks' mode.
     pub fn mode(&self) -> BlockMode {
         self.stage0.mode
+    }
+
+    /// How the blocks' convolutions are computed.
+    pub fn conv_impl(&self) -> ConvImpl {
+        self.stage0.conv_impl
+    }
+
+    /// This model with every block computing its convolutions as `conv_impl` says; parameters
+    /// and the function computed stay the same.
+    pub fn with_conv_impl(self, conv_impl: ConvImpl) -> Self {
+        self.try_map_blocks(|mut block| {
+            block.conv_impl = conv_impl;
+            Ok(block)
+        })
+        .expect("setting the convolution cannot fail")
     }
 
     /// Logits `[N, classes]` of images `[N, C, H, W]`.
@@ -198,6 +214,7 @@ fn fuse_block(block: RepOptVggBlock) -> RepOptVggBlock {
     conv.bias = Some(Param::from_tensor(bias.detach()));
     let mut fused = RepOptVggBlock::new(spec, BlockMode::Deploy, 1.0, &device);
     fused.conv = Some(conv);
+    fused.conv_impl = block.conv_impl;
     fused
 }
 
@@ -258,6 +275,7 @@ impl RepOptVgg {
                 bn_identity: None,
                 mode: BlockMode::Target,
                 spec: block.spec,
+                conv_impl: block.conv_impl,
             })
         })?;
         let mut model = model;

@@ -1,0 +1,251 @@
+//! How the blocks' convolutions are computed: Burn's `conv2d`, or im2col and one matrix product.
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::{Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// How a [`Conv2d`] of the model is evaluated. Both compute the same function of the same
+/// parameters (PyTorch's cross-correlation with zero padding); they differ in speed only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConvImpl {
+    /// Burn's `conv2d` (`Conv2d::forward`) and its backward pass: each backend's own kernels.
+    /// The choice for GPU backends.
+    #[default]
+    Native,
+    /// im2col through tensor operations and one matrix product for the whole batch; see
+    /// [`conv2d_im2col`]. Faster on the `flex` CPU backend, whose own convolution runs one
+    /// narrow matrix product per image.
+    Im2col,
+}
+
+impl core::fmt::Display for ConvImpl {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ConvImpl::Native => "native",
+            ConvImpl::Im2col => "im2col",
+        })
+    }
+}
+
+impl core::str::FromStr for ConvImpl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "native" => Ok(ConvImpl::Native),
+            "im2col" => Ok(ConvImpl::Im2col),
+            other => Err(format!(
+                "unknown convolution `{other}` (expected native or im2col)"
+            )),
+        }
+    }
+}
+
+impl ConvImpl {
+    /// `conv`'s output for `x` `[N, C_in, H, W]`, computed this way.
+    pub fn forward(self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            ConvImpl::Native => conv.forward(x),
+            ConvImpl::Im2col => {
+                assert_eq!(conv.groups, 1, "im2col convolution: groups must be 1");
+                assert_eq!(
+                    conv.dilation,
+                    [1, 1],
+                    "im2col convolution: dilation must be 1"
+                );
+                let padding = match &conv.padding {
+                    PaddingConfig2d::Explicit(top, left, bottom, right) => {
+                        [*top, *left, *bottom, *right]
+                    }
+                    PaddingConfig2d::Valid => [0; 4],
+                    other => panic!("im2col convolution: unsupported padding {other:?}"),
+                };
+                conv2d_im2col(
+                    x,
+                    conv.weight.val(),
+                    conv.bias.as_ref().map(|b| b.val()),
+                    conv.stride,
+                    padding,
+                )
+            }
+        }
+    }
+}
+
+/// A 2-D convolution (cross-correlation, zero padding, no dilation, one group) as one matrix
+/// product over the whole batch:
+///
+/// `y[n, o, i, j] = b[o] + Σ_{c, u, v} w[o, c, u, v] · x̃[n, c, s_h·i + u − p_top, s_w·j + v − p_left]`,
+///
+/// with `x̃` zero outside the input. The input is laid out channels-last as a matrix `X` of
+/// `N·H·W` pixel rows of `C_in` values, followed by zero rows; the patch matrix
+/// `P = X[r]` `[N·H_out·W_out, k_h·k_w·C_in]` gathers, for every output pixel, the rows `r` of its
+/// `k_h·k_w` taps (a zero row for a tap in the padding), so its columns are ordered `(u, v, c)`;
+/// and `Y = P · Wᵀ` with `W` `[C_out, k_h·k_w·C_in]` in the same order.
+///
+/// Every step is a tensor operation, so automatic differentiation gives the backward pass as
+/// two more matrix products, `∂P = ∂Y · W` and `∂W = ∂Yᵀ · P`, and one scatter-add of `∂P`'s rows
+/// onto `∂X` (the gather's backward). Each product covers the whole batch: for a 2×2 feature map
+/// and batch 32 it has 128 rows where a per-image product has 4.
+///
+/// `x`: `[N, C_in, H, W]`; `weight`: `[C_out, C_in, k_h, k_w]`; `padding`: top, left, bottom,
+/// right. Returns `[N, C_out, H_out, W_out]`, `H_out = ⌊(H + top + bottom − k_h) / s_h⌋ + 1`
+/// (likewise `W_out`).
+pub fn conv2d_im2col(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: [usize; 4],
+) -> Tensor<4> {
+    let [batch, channels_in, height, width] = x.dims();
+    let [channels_out, weight_channels_in, kernel_h, kernel_w] = weight.dims();
+    assert_eq!(
+        channels_in, weight_channels_in,
+        "im2col convolution: input has {channels_in} channels, the kernel {weight_channels_in}"
+    );
+    let geometry = PatchGeometry::new(
+        [batch, height, width],
+        [kernel_h, kernel_w],
+        stride,
+        padding,
+    );
+    let device = x.device();
+    let pixels = batch * height * width;
+    // [N, H, W, C] as rows of C values; with a padding, an extra all-zero image after the batch
+    // holds the row that padding taps read.
+    let x = x.permute([0, 2, 3, 1]);
+    let patches = if geometry.is_identity() {
+        x.reshape([pixels, channels_in])
+    } else {
+        let rows = if geometry.reads_padding() {
+            let zero_image =
+                Tensor::<4>::zeros([1, height, width, channels_in], &device).cast(x.dtype());
+            Tensor::cat(vec![x, zero_image], 0).reshape([pixels + height * width, channels_in])
+        } else {
+            x.reshape([pixels, channels_in])
+        };
+        let rows_of_taps = Tensor::<1, Int>::from_data(
+            TensorData::new(geometry.tap_rows(), [geometry.taps()]),
+            &device,
+        );
+        rows.select(0, rows_of_taps)
+            .reshape([geometry.output_pixels(), kernel_h * kernel_w * channels_in])
+    };
+    // [C_out, k_h, k_w, C_in] → [k_h·k_w·C_in, C_out]
+    let kernel = weight
+        .permute([0, 2, 3, 1])
+        .reshape([channels_out, kernel_h * kernel_w * channels_in])
+        .transpose();
+    let mut y = patches.matmul(kernel);
+    if let Some(bias) = bias {
+        y = y + bias.reshape([1, channels_out]);
+    }
+    let [out_h, out_w] = geometry.output_size;
+    y.reshape([batch, out_h, out_w, channels_out])
+        .permute([0, 3, 1, 2])
+}
+
+/// Where the taps of a convolution read: for every output pixel `(n, i, j)` and tap `(u, v)`, the
+/// input pixel row `n·H·W + (s_h·i + u − p_top)·W + (s_w·j + v − p_left)`, or the zero row
+/// `N·H·W` when that pixel lies in the padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PatchGeometry {
+    input: [usize; 3],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 4],
+    output_size: [usize; 2],
+}
+
+impl PatchGeometry {
+    fn new(input: [usize; 3], kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4]) -> Self {
+        let [_, height, width] = input;
+        let [top, left, bottom, right] = padding;
+        let (padded_h, padded_w) = (height + top + bottom, width + left + right);
+        assert!(
+            padded_h >= kernel[0] && padded_w >= kernel[1],
+            "im2col convolution: kernel {kernel:?} larger than the padded input {padded_h}×{padded_w}"
+        );
+        assert!(
+            stride[0] > 0 && stride[1] > 0,
+            "im2col convolution: zero stride"
+        );
+        let output_size = [
+            (padded_h - kernel[0]) / stride[0] + 1,
+            (padded_w - kernel[1]) / stride[1] + 1,
+        ];
+        Self {
+            input,
+            kernel,
+            stride,
+            padding,
+            output_size,
+        }
+    }
+
+    /// A 1×1 kernel, stride 1, no padding: the pixel rows are the patches.
+    fn is_identity(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4]
+    }
+
+    /// Whether some tap reads the padding.
+    fn reads_padding(&self) -> bool {
+        self.padding != [0; 4]
+    }
+
+    fn output_pixels(&self) -> usize {
+        self.input[0] * self.output_size[0] * self.output_size[1]
+    }
+
+    fn taps(&self) -> usize {
+        self.output_pixels() * self.kernel[0] * self.kernel[1]
+    }
+
+    /// The row every tap reads, output pixel by output pixel, taps in `(u, v)` order.
+    fn tap_rows(&self) -> Vec<i64> {
+        let [batch, height, width] = self.input;
+        let [kernel_h, kernel_w] = self.kernel;
+        let [stride_h, stride_w] = self.stride;
+        let [top, left, _, _] = self.padding;
+        let [out_h, out_w] = self.output_size;
+        let zero_row = (batch * height * width) as i64;
+        let mut rows = Vec::with_capacity(self.taps());
+        for n in 0..batch {
+            for i in 0..out_h {
+                for j in 0..out_w {
+                    for u in 0..kernel_h {
+                        let h = (i * stride_h + u).checked_sub(top).filter(|&h| h < height);
+                        for v in 0..kernel_w {
+                            let w = (j * stride_w + v).checked_sub(left).filter(|&w| w < width);
+                            rows.push(match (h, w) {
+                                (Some(h), Some(w)) => ((n * height + h) * width + w) as i64,
+                                _ => zero_row,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taps_read_their_pixels_or_the_zero_row() {
+        // One 2×3 image, 3×3 kernel, stride 2, padding 1: output 1×2.
+        let geometry = PatchGeometry::new([1, 2, 3], [3, 3], [2, 2], [1; 4]);
+        assert_eq!(geometry.output_size, [1, 2]);
+        let z = 6;
+        #[rustfmt::skip]
+        let expected = vec![
+            z, z, z,  z, 0, 1,  z, 3, 4,   // output (0, 0): rows −1…1, columns −1…1
+            z, z, z,  1, 2, z,  4, 5, z,   // output (0, 1): rows −1…1, columns 1…3
+        ];
+        assert_eq!(geometry.tap_rows(), expected);
+    }
+}

@@ -1,0 +1,185 @@
+//! The im2col convolution computes Burn's `conv2d`: outputs and gradients on random inputs, for
+//! every kernel, stride and padding the model uses (and a few it does not), and whole models in
+//! every mode.
+
+use burn::module::{Module, Param};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
+use repopt_models::{BlockMode, ConvImpl, RepOptVggConfig};
+
+fn tolerance() -> Tolerance<f32> {
+    Tolerance::absolute(1e-4).set_relative(1e-4)
+}
+
+fn assert_close(actual: Tensor<4>, expected: Tensor<4>, what: &str) {
+    let (actual, expected) = (actual.into_data(), expected.into_data());
+    assert_eq!(actual.shape(), expected.shape(), "{what}: shape");
+    let actual: Vec<f32> = actual.try_to_vec().unwrap();
+    let expected: Vec<f32> = expected.try_to_vec().unwrap();
+    let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+        assert!(
+            (a - e).abs() <= 1e-5 * scale + 1e-4 * e.abs(),
+            "{what}: element {i}: {a} against {e}"
+        );
+    }
+}
+
+fn conv(
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    padding: [usize; 4],
+    bias: bool,
+    device: &Device,
+) -> Conv2d {
+    let [top, left, bottom, right] = padding;
+    Conv2dConfig::new(channels, [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
+        .with_bias(bias)
+        .init(device)
+}
+
+/// Output, input gradient and parameter gradients of `conv` on `x` under a random linear loss,
+/// computed both ways.
+fn check(conv: &Conv2d, x_shape: [usize; 4], what: &str) {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &device);
+    let mut outputs = Vec::new();
+    for conv_impl in [ConvImpl::Native, ConvImpl::Im2col] {
+        let x = x.clone().detach().require_grad();
+        let y = conv_impl.forward(conv, x.clone());
+        // The same random weights of the loss for both: seeded by the output shape.
+        let weights = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..y.shape().num_elements())
+                    .map(|i| ((i * 7919 % 113) as f32 - 56.0) / 56.0)
+                    .collect::<Vec<_>>(),
+                y.shape(),
+            ),
+            &device,
+        );
+        let grads = (y.clone() * weights).sum().backward();
+        let x_grad = x.grad(&grads).unwrap();
+        let w_grad = conv.weight.val().grad(&grads).unwrap();
+        let b_grad = conv.bias.as_ref().map(|b| b.val().grad(&grads).unwrap());
+        outputs.push((y.inner(), x_grad, w_grad, b_grad));
+    }
+    let (native, im2col) = (&outputs[0], &outputs[1]);
+    assert_close(
+        im2col.0.clone(),
+        native.0.clone(),
+        &format!("{what}: output"),
+    );
+    assert_close(im2col.1.clone(), native.1.clone(), &format!("{what}: ∂x"));
+    assert_close(im2col.2.clone(), native.2.clone(), &format!("{what}: ∂w"));
+    if let (Some(a), Some(b)) = (&im2col.3, &native.3) {
+        a.clone()
+            .into_data()
+            .assert_approx_eq::<f32>(&b.clone().into_data(), tolerance());
+    }
+}
+
+#[test]
+fn im2col_equals_burn_conv_outputs_and_gradients() {
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    /// Name, `[C_in, C_out]`, kernel, stride, padding, bias, input shape.
+    struct Case(
+        &'static str,
+        [usize; 2],
+        usize,
+        usize,
+        [usize; 4],
+        bool,
+        [usize; 4],
+    );
+    let cases = [
+        Case("3x3 s1 p1", [6, 5], 3, 1, [1; 4], false, [3, 6, 7, 9]),
+        Case("3x3 s2 p1 (odd)", [4, 8], 3, 2, [1; 4], false, [2, 4, 9, 7]),
+        Case(
+            "3x3 s2 p1 (even)",
+            [3, 4],
+            3,
+            2,
+            [1; 4],
+            false,
+            [2, 3, 8, 8],
+        ),
+        Case("1x1 s1", [5, 6], 1, 1, [0; 4], false, [2, 5, 4, 5]),
+        Case("1x1 s2", [5, 6], 1, 2, [0; 4], false, [2, 5, 5, 4]),
+        Case("3x3 s1 p1 bias", [4, 4], 3, 1, [1; 4], true, [2, 4, 5, 5]),
+        Case("3x3 valid", [2, 3], 3, 1, [0; 4], true, [1, 2, 5, 6]),
+        Case("3x3 on 1x1", [8, 8], 3, 1, [1; 4], false, [4, 8, 1, 1]),
+    ];
+    for Case(what, channels, kernel, stride, padding, bias, x_shape) in cases {
+        let conv = conv(channels, kernel, stride, padding, bias, &device);
+        check(&conv, x_shape, what);
+    }
+    // Asymmetric padding.
+    let mut conv = conv([3, 2], 3, 1, [1; 4], false, &device);
+    conv.padding = PaddingConfig2d::Explicit(0, 2, 1, 0);
+    check(&conv, [2, 3, 6, 5], "3x3 padding (0, 2, 1, 0)");
+}
+
+/// Forward and a backward pass of whole models agree, in every mode (the RepVGG branches use
+/// the 1×1 convolution too), and in eval mode after RepVGG fusion (a convolution with bias).
+#[test]
+fn im2col_models_equal_native_models() {
+    let device = Device::flex().autodiff();
+    for mode in [
+        BlockMode::Target,
+        BlockMode::HyperSearch,
+        BlockMode::Csla,
+        BlockMode::RepVgg,
+    ] {
+        device.seed(5);
+        let config = RepOptVggConfig::preset("tiny")
+            .unwrap()
+            .with_num_classes(10)
+            .with_mode(mode);
+        let native = config.init(&device);
+        let im2col = native.clone().with_conv_impl(ConvImpl::Im2col);
+        assert_eq!(im2col.conv_impl(), ConvImpl::Im2col);
+        let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let (a, b) = (native.forward(x.clone()), im2col.forward(x.clone()));
+        a.clone()
+            .into_data()
+            .assert_approx_eq::<f32>(&b.clone().into_data(), tolerance());
+        let (ga, gb) = (a.sum().backward(), b.sum().backward());
+        let first_kernel = |model: &repopt_models::RepOptVgg| -> Param<Tensor<4>> {
+            let block = &model.stage1[1];
+            block
+                .conv
+                .clone()
+                .or_else(|| block.conv_3x3.clone())
+                .unwrap()
+                .weight
+        };
+        assert_close(
+            first_kernel(&im2col).val().grad(&gb).unwrap(),
+            first_kernel(&native).val().grad(&ga).unwrap(),
+            &format!("{mode}: ∂ stage1.1 kernel"),
+        );
+        if mode == BlockMode::RepVgg {
+            let fused = native.valid().fuse_repvgg().unwrap();
+            let fused_im2col = fused.clone().with_conv_impl(ConvImpl::Im2col);
+            let x = x.inner();
+            fused
+                .forward(x.clone())
+                .into_data()
+                .assert_approx_eq::<f32>(&fused_im2col.forward(x).into_data(), tolerance());
+        }
+    }
+}
+
+#[test]
+fn conv_impl_names_parse() {
+    for conv_impl in [ConvImpl::Native, ConvImpl::Im2col] {
+        assert_eq!(conv_impl.to_string().parse::<ConvImpl>(), Ok(conv_impl));
+    }
+    assert!("winograd".parse::<ConvImpl>().is_err());
+    let _unused = Module::num_params(&conv([1, 1], 1, 1, [0; 4], false, &Device::flex()));
+}
