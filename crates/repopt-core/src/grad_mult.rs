@@ -128,16 +128,27 @@ impl GradMult {
     pub fn tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
         assert_eq!(D, self.shape.len(), "Grad Mult rank mismatch");
         let dims: [usize; D] = core::array::from_fn(|i| self.shape[i]);
+        self.values_on(device).reshape(dims)
+    }
+
+    /// The flat values on `device` (copied there once).
+    fn values_on(&self, device: &Device) -> Tensor<1> {
         if self.values.device() == *device {
-            return self.values.clone().reshape(dims);
+            return self.values.clone();
         }
         let mut copies = self.copies.lock().expect("Grad Mult cache poisoned");
         if let Some((_, values)) = copies.iter().find(|(d, _)| d == device) {
-            return values.clone().reshape(dims);
+            return values.clone();
         }
         let values = self.values.clone().to_device(device);
         copies.push((device.clone(), values.clone()));
-        values.reshape(dims)
+        values
+    }
+
+    /// The values in row-major order as host data, read from the copy on `device` (for a CPU
+    /// backend, a copy in memory; for a GPU, a transfer).
+    pub fn host_data(&self, device: &Device) -> TensorData {
+        self.values_on(device).into_data()
     }
 
     /// `grad ⊙ M`, computed on the gradient's device (and in its float type).

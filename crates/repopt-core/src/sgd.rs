@@ -6,8 +6,9 @@ use burn::optim::LearningRate;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{ModuleOptimizer, Optimizer, Sgd, SgdConfig, SgdState};
-use burn::tensor::{Device, Tensor};
+use burn::optim::momentum::MomentumState;
+use burn::optim::{ModuleOptimizer, Optimizer, RecordState, Sgd, SgdConfig, SgdState, StateSink};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::error::{RepOptError, Result};
 use crate::grad_mult::{GradMult, GradMults, ParamInfo};
@@ -79,10 +80,18 @@ impl RepSgdConfig {
             nesterov: self.nesterov,
         });
         let sgd = SgdConfig::new()
-            .with_weight_decay(weight_decay)
-            .with_momentum(momentum)
+            .with_weight_decay(weight_decay.clone())
+            .with_momentum(momentum.clone())
             .build();
-        RepSgd { sgd, mult }
+        let host_rule = HostSgdRule {
+            weight_decay: weight_decay.map(|decay| decay.penalty),
+            momentum: momentum.map(|m| (m.momentum, m.dampening, m.nesterov)),
+        };
+        RepSgd {
+            sgd,
+            host_rule,
+            mult,
+        }
     }
 
     /// A module optimizer for `module` with `mults`; every parameter is decayed.
@@ -112,9 +121,15 @@ impl RepSgdConfig {
 /// SGD for one parameter, with an optional Grad Mult; see [`RepSgdConfig`] for the math.
 ///
 /// Its state is Burn's [`SgdState`], so a record saved from Burn's [`Sgd`] resumes here and back.
+///
+/// On CPU backends whose tensors live in host memory (`flex`, `ndarray`), an `f32` step runs as
+/// one pass over the parameter, its gradient and its momentum ([`HostSgdRule`]) instead of the
+/// nine tensor operations of Burn's [`Sgd`]; the arithmetic, operation by operation, is Burn's,
+/// so the results are identical to the last bit.
 #[derive(Clone)]
 pub struct RepSgd {
     sgd: Sgd,
+    host_rule: HostSgdRule,
     mult: Option<GradMult>,
 }
 
@@ -128,6 +143,15 @@ impl Optimizer for RepSgd {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if self.host_rule.applies_to(&tensor, &grad, state.as_ref()) {
+            let mult = self.mult.as_ref().map(|m| m.host_data(&grad.device()));
+            if mult.as_ref().is_none_or(|m| m.dtype() == DType::F32) {
+                let mult = mult
+                    .as_ref()
+                    .map(|m| m.as_slice::<f32>().expect("f32 mult"));
+                return self.host_rule.step(lr, tensor, grad, mult, state);
+            }
+        }
         let grad = match &self.mult {
             Some(mult) => mult.apply(grad),
             None => grad,
@@ -137,5 +161,309 @@ impl Optimizer for RepSgd {
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
         <Sgd as Optimizer>::to_device(state, device)
+    }
+}
+
+/// Burn's SGD rule (L2 decay, momentum with dampening, Nesterov) computed in one pass over host
+/// memory, element by element in Burn's order of `f32` operations:
+///
+/// ```text
+/// d = W·λ + g                              (decay)
+/// b = g                   on the first step, else
+/// b = d·(1 − τ) + b·μ                      (momentum)
+/// d = b·μ + d  (Nesterov)  |  d = b
+/// W = W − d·η
+/// ```
+///
+/// Scalars are rounded to `f32` first, as Burn's CPU backends do. Burn's [`Sgd`] makes each line
+/// a tensor operation with a full pass over memory and a new buffer; here the parameter, its
+/// gradient and its momentum are read once and the parameter and momentum written once, in
+/// their own buffers when no other tensor shares them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HostSgdRule {
+    /// `λ`, if the parameter is decayed.
+    pub weight_decay: Option<f32>,
+    /// `(μ, τ, nesterov)`, if momentum is on.
+    pub momentum: Option<(f64, f64, bool)>,
+}
+
+impl HostSgdRule {
+    /// Whether this step can run on the host: `f32` parameter and gradient on a CPU backend whose
+    /// data is host memory, and momentum recorded only if this rule has momentum (a record of
+    /// another configuration goes through Burn's `Sgd`).
+    pub fn applies_to<const D: usize>(
+        &self,
+        tensor: &Tensor<D>,
+        grad: &Tensor<D>,
+        state: Option<&SgdState<D>>,
+    ) -> bool {
+        let recorded_momentum = state.is_some_and(|s| s.momentum.is_some());
+        (self.momentum.is_some() || !recorded_momentum)
+            && tensor.dtype() == DType::F32
+            && grad.dtype() == DType::F32
+            && is_host_memory(&tensor.device())
+    }
+
+    /// One step; see the type's documentation for the rule. The gradient is first multiplied by
+    /// `mult` (a Grad Mult's values in row-major order), as `g ⊙ M` would. `tensor` and `grad`
+    /// must be `f32` ([`applies_to`](Self::applies_to)).
+    pub fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        mult: Option<&[f32]>,
+        state: Option<SgdState<D>>,
+    ) -> (Tensor<D>, Option<SgdState<D>>) {
+        let device = tensor.device();
+        let mut weights = tensor.into_data();
+        let mut grad = grad.into_data();
+        if let Some(mult) = mult {
+            let grads = grad.as_mut_slice::<f32>().expect("f32 gradient");
+            assert_eq!(
+                grads.len(),
+                mult.len(),
+                "Grad Mult and gradient sizes differ"
+            );
+            for (g, &m) in grads.iter_mut().zip(mult) {
+                *g *= m;
+            }
+        }
+        let values = weights.as_mut_slice::<f32>().expect("f32 parameter");
+        let grads = grad.as_slice::<f32>().expect("f32 gradient");
+        let lr = lr as f32;
+        let decay = self.weight_decay.unwrap_or(0.0);
+        let decayed = self.weight_decay.is_some();
+        let new_velocity = match self.momentum {
+            None => {
+                match decayed {
+                    true => plain_pass::<true>(values, grads, decay, lr),
+                    false => plain_pass::<false>(values, grads, decay, lr),
+                }
+                None
+            }
+            Some((momentum, dampening, nesterov)) => {
+                let momentum = MomentumScalars {
+                    mu: momentum as f32,
+                    keep: (1.0 - dampening) as f32,
+                };
+                let mut velocity = vec![0.0f32; values.len()];
+                let previous = state.and_then(|s| s.momentum).map(velocity_data);
+                let previous = previous
+                    .as_ref()
+                    .map(|data| data.as_slice::<f32>().expect("f32 momentum"));
+                match (decayed, nesterov) {
+                    (true, true) => momentum_pass::<true, true>(
+                        values,
+                        grads,
+                        previous,
+                        &mut velocity,
+                        decay,
+                        momentum,
+                        lr,
+                    ),
+                    (true, false) => momentum_pass::<true, false>(
+                        values,
+                        grads,
+                        previous,
+                        &mut velocity,
+                        decay,
+                        momentum,
+                        lr,
+                    ),
+                    (false, true) => momentum_pass::<false, true>(
+                        values,
+                        grads,
+                        previous,
+                        &mut velocity,
+                        decay,
+                        momentum,
+                        lr,
+                    ),
+                    (false, false) => momentum_pass::<false, false>(
+                        values,
+                        grads,
+                        previous,
+                        &mut velocity,
+                        decay,
+                        momentum,
+                        lr,
+                    ),
+                }
+                let velocity = TensorData::new(velocity, weights.shape().to_vec());
+                Some(MomentumState::new(Tensor::from_data(velocity, &device)))
+            }
+        };
+        (
+            Tensor::from_data(weights, &device),
+            Some(SgdState::new(new_velocity)),
+        )
+    }
+}
+
+/// `μ` and `1 − τ`, rounded to `f32`.
+#[derive(Clone, Copy)]
+struct MomentumScalars {
+    mu: f32,
+    keep: f32,
+}
+
+/// `W = W − (W·λ + g)·η` (without decay: `W − g·η`), element by element.
+fn plain_pass<const DECAY: bool>(weights: &mut [f32], grads: &[f32], decay: f32, lr: f32) {
+    assert_eq!(
+        weights.len(),
+        grads.len(),
+        "parameter and gradient sizes differ"
+    );
+    for (w, &g) in weights.iter_mut().zip(grads) {
+        let d = if DECAY { *w * decay + g } else { g };
+        *w -= d * lr;
+    }
+}
+
+/// The momentum rule of [`HostSgdRule`] over one parameter: writes the new momentum into
+/// `velocity` (`previous` is `None` on the first step) and updates `weights`.
+fn momentum_pass<const DECAY: bool, const NESTEROV: bool>(
+    weights: &mut [f32],
+    grads: &[f32],
+    previous: Option<&[f32]>,
+    velocity: &mut [f32],
+    decay: f32,
+    momentum: MomentumScalars,
+    lr: f32,
+) {
+    let n = weights.len();
+    assert!(
+        grads.len() == n && velocity.len() == n,
+        "buffer sizes differ"
+    );
+    let MomentumScalars { mu, keep } = momentum;
+    let step = |w: &mut f32, d: f32, v: f32| {
+        let d = if NESTEROV { v * mu + d } else { v };
+        *w -= d * lr;
+    };
+    match previous {
+        Some(previous) => {
+            assert_eq!(previous.len(), n, "momentum size differs");
+            for (((w, &g), &b), v_out) in weights
+                .iter_mut()
+                .zip(grads)
+                .zip(previous)
+                .zip(velocity.iter_mut())
+            {
+                let d = if DECAY { *w * decay + g } else { g };
+                let v = d * keep + b * mu;
+                *v_out = v;
+                step(w, d, v);
+            }
+        }
+        None => {
+            for ((w, &g), v_out) in weights.iter_mut().zip(grads).zip(velocity.iter_mut()) {
+                let d = if DECAY { *w * decay + g } else { g };
+                *v_out = d;
+                step(w, d, d);
+            }
+        }
+    }
+}
+
+/// The momentum buffer's values as host data (`f32`).
+fn velocity_data<const D: usize>(state: MomentumState<D>) -> TensorData {
+    let mut sink = StateSink::default();
+    state.state_flatten("", &mut sink);
+    drop(state);
+    let (_, data) = sink
+        .tensors
+        .pop()
+        .expect("a momentum state holds its velocity");
+    match data.dtype() {
+        DType::F32 => data,
+        _ => data.convert::<f32>(),
+    }
+}
+
+/// Whether `device`'s tensors live in host memory, so that reading their data costs no
+/// transfer: Burn's `flex` and `ndarray` CPU backends.
+pub fn is_host_memory(device: &Device) -> bool {
+    let name = format!("{:?}", device.clone().without_autodiff());
+    name.starts_with("Device<Flex") || name.starts_with("Device<NdArray")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn burn_sgd(rule: &HostSgdRule) -> Sgd {
+        SgdConfig::new()
+            .with_weight_decay(
+                rule.weight_decay
+                    .map(|penalty| WeightDecayConfig { penalty }),
+            )
+            .with_momentum(
+                rule.momentum
+                    .map(|(momentum, dampening, nesterov)| MomentumConfig {
+                        momentum,
+                        dampening,
+                        nesterov,
+                    }),
+            )
+            .build()
+    }
+
+    fn bits(tensor: Tensor<2>) -> Vec<u32> {
+        let values: Vec<f32> = tensor.into_data().try_to_vec().unwrap();
+        values.into_iter().map(f32::to_bits).collect()
+    }
+
+    #[test]
+    fn flex_is_host_memory() {
+        assert!(is_host_memory(&Device::flex()));
+        assert!(is_host_memory(&Device::flex().autodiff()));
+    }
+
+    /// The one-pass host rule gives Burn's `Sgd` results bit for bit, step after step, with and
+    /// without decay, momentum, dampening and Nesterov.
+    #[test]
+    fn host_rule_equals_burn_sgd_bit_for_bit() {
+        let device = Device::flex();
+        device.seed(3);
+        let rules = [
+            (None, None),
+            (Some(1e-4), None),
+            (None, Some((0.9, 0.0, false))),
+            (Some(5e-4), Some((0.9, 0.0, true))),
+            (Some(1e-2), Some((0.8, 0.25, false))),
+        ];
+        let mult = Tensor::<2>::random([37, 19], Distribution::Uniform(-2.0, 2.0), &device);
+        let mult_values: Vec<f32> = mult.clone().into_data().try_to_vec().unwrap();
+        for ((weight_decay, momentum), with_mult) in
+            rules.into_iter().flat_map(|r| [(r, false), (r, true)])
+        {
+            let rule = HostSgdRule {
+                weight_decay,
+                momentum,
+            };
+            let sgd = burn_sgd(&rule);
+            let start = Tensor::<2>::random([37, 19], Distribution::Normal(0.0, 1.0), &device);
+            let (mut ours, mut theirs) = (start.clone(), start);
+            let (mut our_state, mut their_state) = (None, None);
+            for step in 0..4 {
+                let grad = Tensor::<2>::random([37, 19], Distribution::Normal(0.0, 1.0), &device);
+                let lr = 0.05 + 0.01 * step as f64;
+                assert!(rule.applies_to(&ours, &grad, our_state.as_ref()));
+                let (our_mult, their_grad) = match with_mult {
+                    true => (Some(mult_values.as_slice()), grad.clone() * mult.clone()),
+                    false => (None, grad.clone()),
+                };
+                (ours, our_state) = rule.step(lr, ours, grad, our_mult, our_state);
+                (theirs, their_state) = sgd.step(lr, theirs, their_grad, their_state);
+                assert_eq!(
+                    bits(ours.clone()),
+                    bits(theirs.clone()),
+                    "{rule:?}, mult {with_mult}, step {step}"
+                );
+            }
+        }
     }
 }
