@@ -1,7 +1,7 @@
 //! What one benchmark process measures.
 
 use burn::tensor::Device;
-use repopt_models::{BlockMode, RepOptVggConfig};
+use repopt_models::{BlockMode, ConvImpl, RepOptVggConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{BenchError, Result};
@@ -182,6 +182,10 @@ pub struct Case {
     pub mode: Mode,
     /// Backend.
     pub backend: Backend,
+    /// How the model's convolutions are computed (results written before this field existed
+    /// used Burn's `conv2d`).
+    #[serde(default)]
+    pub conv: ConvImpl,
     /// Untimed steps before the timed ones.
     pub warmup_steps: usize,
     /// Timed steps; the median is reported.

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use repopt_bench::report::{self, Machine, Summary};
 use repopt_bench::{Backend, BenchError, Case, Mode, measure};
+use repopt_models::ConvImpl;
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +58,10 @@ struct MeasureArgs {
     /// flex, or ndarray (needs the `ndarray` feature).
     #[arg(long, default_value = "flex")]
     backend: Backend,
+    /// How the model's convolutions are computed: im2col (one matrix product per convolution
+    /// for the whole batch; the faster on CPU backends) or native (Burn's conv2d).
+    #[arg(long, default_value = "im2col")]
+    conv: ConvImpl,
     /// Untimed steps first.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
@@ -103,18 +108,20 @@ fn measure_one(args: MeasureArgs) -> Result<(), String> {
         classes: args.classes,
         mode: args.mode,
         backend: args.backend,
+        conv: args.conv,
         warmup_steps: args.warmup,
         measured_steps: args.steps,
         seed: args.seed,
     };
     let what = format!(
-        "mode {} ({}, 3x{}x{}, batch {}, {})",
+        "mode {} ({}, 3x{}x{}, batch {}, {}, {} conv)",
         case.mode,
         case.model_name(),
         case.image_size,
         case.image_size,
         case.batch_size,
-        case.backend
+        case.backend,
+        case.conv
     );
     let m = measure::run(&case).map_err(|e| format!("{what} failed: {e}"))?;
     let peak = m
@@ -136,11 +143,18 @@ fn report_run(args: ReportArgs) -> Result<(), String> {
     let measurements = report::read_measurements(&args.results).map_err(|e| e.to_string())?;
     let ratios = report::ratios(&measurements);
     let machine = Machine::this();
+    let mut convs: Vec<String> = measurements
+        .iter()
+        .map(|m| m.case.conv.to_string())
+        .collect();
+    convs.sort();
+    convs.dedup();
     println!(
-        "\nMachine: {} ({} threads, {:.0} GiB); backend flex unless stated; {} processes{}\n",
+        "\nMachine: {} ({} threads, {:.0} GiB); backend flex unless stated; convolution: {}; {} processes{}\n",
         machine.cpu_model.as_deref().unwrap_or("unknown CPU"),
         machine.threads,
         machine.memory_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
+        convs.join(", "),
         measurements.len(),
         args.elapsed_seconds
             .map_or(String::new(), |s| format!(", {s:.0} s of measuring")),

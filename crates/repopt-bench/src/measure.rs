@@ -203,7 +203,7 @@ fn training_setup(
     device: &Device,
 ) -> Result<(RepOptVgg, ModuleOptimizer)> {
     device.seed(case.seed);
-    let model = config.init(device);
+    let model = config.init(device).with_conv_impl(case.conv);
     let sgd = sgd_config();
     Ok(match case.mode {
         Mode::TrainRepopt => {
@@ -300,7 +300,7 @@ fn train(case: &Case, config: &RepOptVggConfig, device: &Device) -> Result<Timed
 /// The eval-mode model of an inference mode on the plain (non-autodiff) `device`.
 fn inference_model(case: &Case, config: &RepOptVggConfig, device: &Device) -> Result<RepOptVgg> {
     device.seed(case.seed);
-    let model = config.init(device).valid();
+    let model = config.init(device).with_conv_impl(case.conv).valid();
     match case.mode {
         Mode::InferTarget | Mode::InferRepvggUnfused => Ok(model),
         Mode::InferRepvggFused => Ok(model.fuse_repvgg()?),
@@ -333,6 +333,7 @@ fn infer(case: &Case, config: &RepOptVggConfig, device: &Device) -> Result<Timed
 mod tests {
     use super::*;
     use crate::Backend;
+    use repopt_models::ConvImpl;
 
     fn tiny(mode: Mode) -> Case {
         Case {
@@ -343,6 +344,7 @@ mod tests {
             classes: 10,
             mode,
             backend: Backend::Flex,
+            conv: ConvImpl::Native,
             warmup_steps: 1,
             measured_steps: 2,
             seed: 7,

@@ -537,6 +537,7 @@ mod tests {
                 classes: 10,
                 mode,
                 backend,
+                conv: repopt_models::ConvImpl::Native,
                 warmup_steps: 3,
                 measured_steps: 10,
                 seed: 0,
