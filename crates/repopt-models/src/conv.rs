@@ -12,10 +12,12 @@ pub enum ConvImpl {
     /// Burn's `conv2d` (`Conv2d::forward`) and its backward pass: each backend's own kernels.
     /// The choice for GPU backends.
     #[default]
+    #[serde(rename = "native", alias = "Native")]
     Native,
     /// im2col through tensor operations and one matrix product for the whole batch; see
     /// [`conv2d_im2col`]. Faster on the `flex` CPU backend, whose own convolution runs one
     /// narrow matrix product per image.
+    #[serde(rename = "im2col", alias = "Im2col")]
     Im2col,
 }
 

@@ -7,7 +7,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Distribution, Int, Tensor};
 use clap::{Args, Parser, Subcommand};
 use repopt_core::{RepSgdConfig, UpdateRule, param_infos};
-use repopt_models::{BlockMode, RepOptVggConfig, RepOptVggHandler, ScaleStats, VggScales};
+use repopt_models::{
+    BlockMode, ConvImpl, RepOptVggConfig, RepOptVggHandler, ScaleStats, VggScales,
+};
 use serde::Serialize;
 
 use crate::config::{DataFormat, Method, RunConfig};
@@ -213,6 +215,10 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Convolution: native or im2col [default: im2col on the cpu device, else native].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conv: Option<ConvImpl>,
     /// Output folder [default: runs/latest].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -327,8 +333,9 @@ pub fn main_with(cli: Cli) -> Result<()> {
                 config.data = data;
             }
             config.test_limit = test_limit.or(config.test_limit);
+            let conv = crate::config::default_conv(&device);
             let device = parse_device(&device)?;
-            let model = record.load_model(&run, &device)?;
+            let model = record.load_model(&run, &device)?.with_conv_impl(conv);
             let data = trainer::open_data(&config)?;
             let options = LoaderOptions {
                 batch_size: config.batch_size,

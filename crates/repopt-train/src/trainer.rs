@@ -170,7 +170,7 @@ pub fn build_model(
     device: &Device,
 ) -> Result<(RepOptVgg, GradMults)> {
     device.seed(config.seed);
-    let model = architecture.init(device);
+    let model = architecture.init(device).with_conv_impl(config.conv_impl());
     let target = architecture
         .clone()
         .with_mode(repopt_models::BlockMode::Target);
