@@ -160,19 +160,13 @@ pub fn build(web: &Web) -> Result<PathBuf, String> {
     copy_dir(&demo_dir().join("www"), &dist)?;
     copy_dir(&demo_dir().join("model"), &dist.join("model"))?;
 
-    let mut gallery = cargo();
+    // Built with the whole workspace's features, so that it reuses the test build's artifacts.
+    let mut native = cargo();
+    native.args(["build", "--workspace", "--bin", "repopt-web-demo"]);
+    run(native)?;
+    let mut gallery = Command::new(target_dir().join("debug/repopt-web-demo"));
     gallery
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "repopt-web-demo",
-            "--bin",
-            "repopt-web-demo",
-            "--",
-            "gallery",
-            "--model",
-        ])
+        .args(["gallery", "--model"])
         .arg(demo_dir().join("model"))
         .arg("--images")
         .arg(&test_images)
