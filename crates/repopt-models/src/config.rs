@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// | `HyperSearch` | `relu(bn(s⊙conv3×3(x) + t⊙conv1×1(x) [+ γ⊙x]))`, `s, t, γ` trainable |
 /// | `Csla` | the same with `s, t` constant (`γ` stays trainable) |
 /// | `RepVgg` | `relu(bn(conv3×3(x)) + bn(conv1×1(x)) [+ bn(x)])`, the structural baseline |
-/// | `Deploy` | `relu(conv3×3(x) + b)`: a fused RepVGG (see [`RepOptVgg::fuse_repvgg`](crate::RepOptVgg::fuse_repvgg)) |
+/// | `Deploy` | `relu(conv3×3(x) + b)`: a fused RepVGG (see [`RepOptVgg::fuse_repvgg`](crate::RepOptVgg::fuse_repvgg)) or a target model with its BNs folded in ([`RepOptVgg::fuse_target`](crate::RepOptVgg::fuse_target)) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlockMode {
     /// Plain conv-BN-ReLU.

@@ -173,6 +173,46 @@ impl RepOptVgg {
     }
 }
 
+impl RepOptVgg {
+    /// Folds every `Target` block's BN (with its running statistics) into the block's 3×3 conv,
+    /// giving the deployed model: conv with bias, then ReLU (`Deploy` mode, the same form as a
+    /// fused RepVGG). With `σ = √(running_var + ε)`, each output channel's kernel becomes
+    /// `W' = W·γ/σ` and its bias `b' = β − running_mean·γ/σ`, so `conv(x; W') + b'` equals
+    /// `BN(conv(x; W))` in eval mode (up to `f32` rounding). The classifier is kept.
+    ///
+    /// Fails with [`ModelError::WrongMode`] unless the model is in `Target` mode (a `Csla` or
+    /// `HyperSearch` model can go through [`RepOptVgg::equivalent_target`] first).
+    pub fn fuse_target(self) -> Result<Self> {
+        if self.mode() != BlockMode::Target {
+            return Err(ModelError::WrongMode {
+                operation: "folding the BNs of a target model into its convs".into(),
+                expected: "target".into(),
+                found: self.mode().to_string(),
+            });
+        }
+        let mut fused = self.try_map_blocks(|block| Ok(fuse_target_block(block)))?;
+        fused.config.mode = BlockMode::Deploy;
+        Ok(fused)
+    }
+}
+
+fn fuse_target_block(block: RepOptVggBlock) -> RepOptVggBlock {
+    let spec = block.spec.clone();
+    let three = block.conv.as_ref().expect("Target block has conv");
+    let device = three.weight.device();
+    let (kernel, bias) = fold_bn(
+        three.weight.val(),
+        block.bn.as_ref().expect("Target block has bn"),
+    );
+    let mut conv = conv(&spec, 3, true, &device);
+    conv.weight = Param::from_tensor(kernel.detach());
+    conv.bias = Some(Param::from_tensor(bias.detach()));
+    let mut fused = RepOptVggBlock::new(spec, BlockMode::Deploy, 1.0, &device);
+    fused.conv = Some(conv);
+    fused.conv_impl = block.conv_impl;
+    fused
+}
+
 /// `(K·γ/σ, β − μ·γ/σ)` with `σ = √(running_var + ε)`.
 fn fold_bn(kernel: Tensor<4>, bn: &BatchNorm2d) -> (Tensor<4>, Tensor<1>) {
     let (mean, var) = bn.running_stats();

@@ -104,6 +104,7 @@ fn randomize_bns(model: RepOptVgg, device: &Device) -> RepOptVgg {
     let mut state = std::collections::BTreeMap::new();
     for block in model.blocks() {
         for (name, bn) in [
+            ("bn", &block.bn),
             ("bn_3x3", &block.bn_3x3),
             ("bn_1x1", &block.bn_1x1),
             ("bn_identity", &block.bn_identity),
@@ -143,6 +144,53 @@ fn repvgg_fusion_keeps_eval_output() {
     assert!(diff <= 1e-5, "fused vs three-branch: {diff:e}");
     assert!(matches!(
         tiny().init(&device).fuse_repvgg(),
+        Err(ModelError::WrongMode { .. })
+    ));
+}
+
+#[test]
+fn target_bn_folding_keeps_eval_output() {
+    let device = device();
+    device.seed(6);
+    let model = randomize_bns(tiny().init(&device), &device);
+    // The BN statistics are not trivial: running means and variances moved away from 0 and 1.
+    let (mean, var) = model.stage2[1].bn.as_ref().unwrap().running_stats();
+    assert!(mean.abs().max().into_scalar::<f32>() > 1e-3);
+    assert!((var - 1.0).abs().max().into_scalar::<f32>() > 1e-3);
+    let x = Tensor::<4>::random([4, 3, 32, 32], Distribution::Default, &Device::flex());
+    let expected = model.valid().forward(x.clone()).into_data();
+    let fused = model.valid().fuse_target().unwrap();
+    assert_eq!(fused.mode(), BlockMode::Deploy);
+    assert!(
+        fused
+            .blocks()
+            .iter()
+            .all(|b| b.bn.is_none() && b.conv.as_ref().is_some_and(|c| c.bias.is_some()))
+    );
+    let actual = fused.forward(x).into_data();
+    let rel = rel_diff(&actual, &expected);
+    assert!(rel <= 1e-5, "fused vs conv-BN: relative difference {rel:e}");
+    let scale = expected
+        .clone()
+        .try_to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .fold(0.0f32, |m, y| m.max(y.abs()));
+    let diff = max_abs_diff(&actual, &expected);
+    assert!(
+        diff <= 1e-5 * scale.max(1.0),
+        "fused vs conv-BN: {diff:e} (max |y| {scale})"
+    );
+    for mode in [BlockMode::RepVgg, BlockMode::Csla, BlockMode::HyperSearch] {
+        let other = tiny().with_mode(mode).init(&device);
+        assert!(
+            matches!(other.fuse_target(), Err(ModelError::WrongMode { .. })),
+            "{mode}"
+        );
+    }
+    let deployed = tiny().init(&device).fuse_target().unwrap();
+    assert!(matches!(
+        deployed.fuse_target(),
         Err(ModelError::WrongMode { .. })
     ));
 }
