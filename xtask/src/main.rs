@@ -460,12 +460,13 @@ const BENCH_SETTINGS: [BenchSetting; 5] = [
 
 /// Training modes first (RepOpt and RepVGG next to each other, as they are compared), then
 /// inference modes.
-const BENCH_MODES: [&str; 7] = [
+const BENCH_MODES: [&str; 8] = [
     "train-repopt",
     "train-repvgg",
     "train-sgd",
     "train-hs",
     "infer-target",
+    "infer-target-fused",
     "infer-repvgg-fused",
     "infer-repvgg-unfused",
 ];

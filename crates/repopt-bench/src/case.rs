@@ -21,6 +21,9 @@ pub enum Mode {
     TrainHs,
     /// Forward pass of the `Target` model in eval mode.
     InferTarget,
+    /// Forward pass of the `Target` model deployed: each BN folded into its conv (`fuse_target`:
+    /// one 3×3 conv with bias, the form a fused RepVGG has).
+    InferTargetFused,
     /// Forward pass of RepVGG fused for deployment (`fuse_repvgg`: one 3×3 conv with bias).
     InferRepvggFused,
     /// Forward pass of the three-branch RepVGG in eval mode, not fused.
@@ -29,12 +32,13 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, training first.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 8] = [
         Mode::TrainRepopt,
         Mode::TrainSgd,
         Mode::TrainRepvgg,
         Mode::TrainHs,
         Mode::InferTarget,
+        Mode::InferTargetFused,
         Mode::InferRepvggFused,
         Mode::InferRepvggUnfused,
     ];
@@ -47,6 +51,7 @@ impl Mode {
             Mode::TrainRepvgg => "train-repvgg",
             Mode::TrainHs => "train-hs",
             Mode::InferTarget => "infer-target",
+            Mode::InferTargetFused => "infer-target-fused",
             Mode::InferRepvggFused => "infer-repvgg-fused",
             Mode::InferRepvggUnfused => "infer-repvgg-unfused",
         }
@@ -60,6 +65,7 @@ impl Mode {
             Mode::TrainRepvgg => "RepVGG",
             Mode::TrainHs => "HyperSearch",
             Mode::InferTarget => "Target",
+            Mode::InferTargetFused => "Target fused",
             Mode::InferRepvggFused => "RepVGG fused",
             Mode::InferRepvggUnfused => "RepVGG unfused",
         }
@@ -76,7 +82,9 @@ impl Mode {
     /// The block mode the model is built in (before any fusion).
     pub fn block_mode(self) -> BlockMode {
         match self {
-            Mode::TrainRepopt | Mode::TrainSgd | Mode::InferTarget => BlockMode::Target,
+            Mode::TrainRepopt | Mode::TrainSgd | Mode::InferTarget | Mode::InferTargetFused => {
+                BlockMode::Target
+            }
             Mode::TrainRepvgg | Mode::InferRepvggFused | Mode::InferRepvggUnfused => {
                 BlockMode::RepVgg
             }

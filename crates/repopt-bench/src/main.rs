@@ -43,7 +43,7 @@ struct MeasureArgs {
     #[arg(long, value_parser = parse_width)]
     width: Option<[f32; 4]>,
     /// What to time: train-repopt, train-sgd, train-repvgg, train-hs, infer-target,
-    /// infer-repvgg-fused, infer-repvgg-unfused.
+    /// infer-target-fused, infer-repvgg-fused, infer-repvgg-unfused.
     #[arg(long)]
     mode: Mode,
     /// Height and width of the 3-channel input.

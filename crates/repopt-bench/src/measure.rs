@@ -304,6 +304,7 @@ fn inference_model(case: &Case, config: &RepOptVggConfig, device: &Device) -> Re
     match case.mode {
         Mode::InferTarget | Mode::InferRepvggUnfused => Ok(model),
         Mode::InferRepvggFused => Ok(model.fuse_repvgg()?),
+        Mode::InferTargetFused => Ok(model.fuse_target()?),
         other => Err(BenchError::Invalid(format!(
             "{other} is not an inference mode"
         ))),

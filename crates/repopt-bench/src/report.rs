@@ -167,8 +167,9 @@ const TRAINING: [Mode; 4] = [
     Mode::TrainRepvgg,
     Mode::TrainHs,
 ];
-const INFERENCE: [Mode; 3] = [
+const INFERENCE: [Mode; 4] = [
     Mode::InferTarget,
+    Mode::InferTargetFused,
     Mode::InferRepvggFused,
     Mode::InferRepvggUnfused,
 ];
@@ -191,7 +192,7 @@ type Comparison = ((Mode, Backend), (Mode, Backend), &'static [&'static str]);
 pub fn ratios(measurements: &[Measurement]) -> Vec<Ratio> {
     let index = Index::new(measurements);
     let flex = |mode| (mode, Backend::Flex);
-    let comparisons: [Comparison; 6] = [
+    let comparisons: [Comparison; 7] = [
         (
             flex(Mode::TrainRepopt),
             flex(Mode::TrainRepvgg),
@@ -213,6 +214,11 @@ pub fn ratios(measurements: &[Measurement]) -> Vec<Ratio> {
         ),
         (
             flex(Mode::InferTarget),
+            flex(Mode::InferRepvggFused),
+            &["images_per_second"],
+        ),
+        (
+            flex(Mode::InferTargetFused),
             flex(Mode::InferRepvggFused),
             &["images_per_second"],
         ),
@@ -436,9 +442,10 @@ pub fn markdown(measurements: &[Measurement], ratios: &[Ratio]) -> String {
         out.push_str(
             "\nInference (eval mode, forward only): images/s at the median step · peak resident \
              memory in MiB (in brackets, what the steps added).\n\n\
-             | model | input | batch | Target | RepVGG fused | RepVGG unfused | Target / fused \
-             | fused / unfused | fused / unfused peak memory |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+             | model | input | batch | Target | Target fused | RepVGG fused | RepVGG unfused \
+             | Target / RepVGG fused | Target fused / RepVGG fused | RepVGG fused / unfused \
+             | fused / unfused peak memory |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for setting in &inference {
             let cells: Vec<String> = INFERENCE
@@ -461,7 +468,7 @@ pub fn markdown(measurements: &[Measurement], ratios: &[Ratio]) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 setting.model,
                 setting.input(),
                 setting.batch_size,
@@ -469,6 +476,11 @@ pub fn markdown(measurements: &[Measurement], ratios: &[Ratio]) -> String {
                 ratio(
                     "images_per_second",
                     Mode::InferTarget,
+                    Mode::InferRepvggFused
+                ),
+                ratio(
+                    "images_per_second",
+                    Mode::InferTargetFused,
                     Mode::InferRepvggFused
                 ),
                 ratio(
