@@ -178,7 +178,9 @@ impl Optimizer for RepSgd {
 /// Scalars are rounded to `f32` first, as Burn's CPU backends do. Burn's [`Sgd`] makes each line
 /// a tensor operation with a full pass over memory and a new buffer; here the parameter, its
 /// gradient and its momentum are read once and the parameter and momentum written once, in
-/// their own buffers when no other tensor shares them.
+/// their own buffers when no other tensor shares them. The momentum arrives as a host copy of
+/// the state's buffer (Burn's `MomentumState` hands its tensor out only by copy); that copy is
+/// updated in place and becomes the new state, so no further buffer is allocated.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HostSgdRule {
     /// `λ`, if the parameter is decayed.
@@ -229,6 +231,7 @@ impl HostSgdRule {
                 *g *= m;
             }
         }
+        let shape = weights.shape().to_vec();
         let values = weights.as_mut_slice::<f32>().expect("f32 parameter");
         let grads = grad.as_slice::<f32>().expect("f32 gradient");
         let lr = lr as f32;
@@ -247,50 +250,28 @@ impl HostSgdRule {
                     mu: momentum as f32,
                     keep: (1.0 - dampening) as f32,
                 };
-                let mut velocity = vec![0.0f32; values.len()];
-                let previous = state.and_then(|s| s.momentum).map(velocity_data);
-                let previous = previous
-                    .as_ref()
-                    .map(|data| data.as_slice::<f32>().expect("f32 momentum"));
+                // The previous momentum (a host copy of the state's buffer) is updated in place
+                // and becomes the new state: no second buffer, no zero-filling.
+                let (mut velocity, first_step) =
+                    match state.and_then(|s| s.momentum).map(velocity_data) {
+                        Some(previous) => (previous, false),
+                        None => (TensorData::new(vec![0.0f32; values.len()], shape), true),
+                    };
+                let buffer = velocity.as_mut_slice::<f32>().expect("f32 momentum");
                 match (decayed, nesterov) {
                     (true, true) => momentum_pass::<true, true>(
-                        values,
-                        grads,
-                        previous,
-                        &mut velocity,
-                        decay,
-                        momentum,
-                        lr,
+                        values, grads, first_step, buffer, decay, momentum, lr,
                     ),
                     (true, false) => momentum_pass::<true, false>(
-                        values,
-                        grads,
-                        previous,
-                        &mut velocity,
-                        decay,
-                        momentum,
-                        lr,
+                        values, grads, first_step, buffer, decay, momentum, lr,
                     ),
                     (false, true) => momentum_pass::<false, true>(
-                        values,
-                        grads,
-                        previous,
-                        &mut velocity,
-                        decay,
-                        momentum,
-                        lr,
+                        values, grads, first_step, buffer, decay, momentum, lr,
                     ),
                     (false, false) => momentum_pass::<false, false>(
-                        values,
-                        grads,
-                        previous,
-                        &mut velocity,
-                        decay,
-                        momentum,
-                        lr,
+                        values, grads, first_step, buffer, decay, momentum, lr,
                     ),
                 }
-                let velocity = TensorData::new(velocity, weights.shape().to_vec());
                 Some(MomentumState::new(Tensor::from_data(velocity, &device)))
             }
         };
@@ -321,12 +302,12 @@ fn plain_pass<const DECAY: bool>(weights: &mut [f32], grads: &[f32], decay: f32,
     }
 }
 
-/// The momentum rule of [`HostSgdRule`] over one parameter: writes the new momentum into
-/// `velocity` (`previous` is `None` on the first step) and updates `weights`.
+/// The momentum rule of [`HostSgdRule`] over one parameter: replaces the previous momentum in
+/// `velocity` by the new one (on the first step its contents are ignored) and updates `weights`.
 fn momentum_pass<const DECAY: bool, const NESTEROV: bool>(
     weights: &mut [f32],
     grads: &[f32],
-    previous: Option<&[f32]>,
+    first_step: bool,
     velocity: &mut [f32],
     decay: f32,
     momentum: MomentumScalars,
@@ -342,27 +323,18 @@ fn momentum_pass<const DECAY: bool, const NESTEROV: bool>(
         let d = if NESTEROV { v * mu + d } else { v };
         *w -= d * lr;
     };
-    match previous {
-        Some(previous) => {
-            assert_eq!(previous.len(), n, "momentum size differs");
-            for (((w, &g), &b), v_out) in weights
-                .iter_mut()
-                .zip(grads)
-                .zip(previous)
-                .zip(velocity.iter_mut())
-            {
-                let d = if DECAY { *w * decay + g } else { g };
-                let v = d * keep + b * mu;
-                *v_out = v;
-                step(w, d, v);
-            }
+    if first_step {
+        for ((w, &g), v_out) in weights.iter_mut().zip(grads).zip(velocity.iter_mut()) {
+            let d = if DECAY { *w * decay + g } else { g };
+            *v_out = d;
+            step(w, d, d);
         }
-        None => {
-            for ((w, &g), v_out) in weights.iter_mut().zip(grads).zip(velocity.iter_mut()) {
-                let d = if DECAY { *w * decay + g } else { g };
-                *v_out = d;
-                step(w, d, d);
-            }
+    } else {
+        for ((w, &g), b) in weights.iter_mut().zip(grads).zip(velocity.iter_mut()) {
+            let d = if DECAY { *w * decay + g } else { g };
+            let v = d * keep + *b * mu;
+            *b = v;
+            step(w, d, v);
         }
     }
 }
