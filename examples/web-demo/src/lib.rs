@@ -78,7 +78,8 @@ pub struct ClassScore {
     pub probability: f32,
 }
 
-/// A trained RepOpt-VGG ready for inference on one device.
+/// A trained RepOpt-VGG ready for inference on one device, in its deployed form (BNs folded into
+/// the convs).
 #[derive(Debug)]
 pub struct ImageClassifier {
     model: RepOptVgg,
@@ -114,7 +115,10 @@ impl ImageClassifier {
             .architecture
             .init(device)
             .try_load_record(record)
-            .map_err(|e| error(format!("the model file does not fit model.json: {e}")))?;
+            .map_err(|e| error(format!("the model file does not fit model.json: {e}")))?
+            // Deployed form: each BN folded into its conv (conv with bias, then ReLU).
+            .fuse_target()
+            .map_err(|e| error(format!("folding the BNs: {e}")))?;
         Ok(Self {
             model,
             card,
