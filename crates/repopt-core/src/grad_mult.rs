@@ -53,12 +53,14 @@ pub fn param_infos<M: Module>(module: &M) -> Vec<ParamInfo> {
 
 /// One constant gradient multiplier `M`.
 ///
-/// The values live on one device; a copy is made (once) for every other device a gradient
-/// arrives on, so multi-device training keeps working without a transfer per step.
+/// The values are kept in host memory, where the one-pass SGD step of CPU backends reads them in
+/// place; a tensor copy is made once for each device whose step multiplies tensors (a GPU, or
+/// AdamW), so multi-device training keeps working without a transfer per step.
 #[derive(Clone)]
 pub struct GradMult {
     shape: Vec<usize>,
-    values: Tensor<1>,
+    /// Row-major values, flat, `f32` or `f64`.
+    host: Arc<TensorData>,
     copies: Arc<Mutex<Vec<(Device, Tensor<1>)>>>,
 }
 
@@ -71,8 +73,8 @@ impl core::fmt::Debug for GradMult {
 }
 
 impl GradMult {
-    /// A mult from host data (its shape is the data's shape), stored on `device` in the data's
-    /// float type (`f32` or `f64`; other types become `f32`).
+    /// A mult from host data (its shape is the data's shape) for gradients on `device`, in the
+    /// data's float type (`f32` or `f64`; other types become `f32`).
     pub fn from_data(data: TensorData, device: &Device) -> Self {
         let shape = data.shape().to_vec();
         let numel = shape.iter().product::<usize>();
@@ -82,12 +84,17 @@ impl GradMult {
             _ => data.convert::<f32>(),
         };
         let (bytes, _, dtype) = data.into_parts();
-        let values = Tensor::<1>::from_data(TensorData::from_bytes(bytes, [numel], dtype), &device);
-        Self {
+        let mult = Self {
             shape,
-            values,
+            host: Arc::new(TensorData::from_bytes(bytes, [numel], dtype)),
             copies: Arc::default(),
+        };
+        // Upload now to a device with memory of its own, so that a failure shows up here; a CPU
+        // backend's step reads the host values.
+        if !crate::sgd::is_host_memory(&device) {
+            mult.values_on(&device);
         }
+        mult
     }
 
     /// A mult from a tensor (detached from any autodiff graph).
@@ -115,10 +122,18 @@ impl GradMult {
         &self.shape
     }
 
-    /// The values, copied to the host.
+    /// The values (a copy), shaped as the parameter.
     pub fn to_data(&self) -> TensorData {
-        let (bytes, _, dtype) = self.values.to_data().into_parts();
+        let (bytes, _, dtype) = self.host.as_ref().clone().into_parts();
         TensorData::from_bytes(bytes, self.shape.clone(), dtype)
+    }
+
+    /// The values in row-major order, read in place from host memory; `None` for an `f64` mult.
+    pub fn host_f32(&self) -> Option<&[f32]> {
+        match self.host.dtype() {
+            DType::F32 => self.host.as_slice::<f32>().ok(),
+            _ => None,
+        }
     }
 
     /// The mult as a tensor of rank `D` on `device` (cached per device).
@@ -133,22 +148,14 @@ impl GradMult {
 
     /// The flat values on `device` (copied there once).
     fn values_on(&self, device: &Device) -> Tensor<1> {
-        if self.values.device() == *device {
-            return self.values.clone();
-        }
+        let device = device.clone().without_autodiff();
         let mut copies = self.copies.lock().expect("Grad Mult cache poisoned");
-        if let Some((_, values)) = copies.iter().find(|(d, _)| d == device) {
+        if let Some((_, values)) = copies.iter().find(|(d, _)| *d == device) {
             return values.clone();
         }
-        let values = self.values.clone().to_device(device);
-        copies.push((device.clone(), values.clone()));
+        let values = Tensor::<1>::from_data(self.host.as_ref().clone(), &device);
+        copies.push((device, values.clone()));
         values
-    }
-
-    /// The values in row-major order as host data, read from the copy on `device` (for a CPU
-    /// backend, a copy in memory; for a GPU, a transfer).
-    pub fn host_data(&self, device: &Device) -> TensorData {
-        self.values_on(device).into_data()
     }
 
     /// `grad ⊙ M`, computed on the gradient's device (and in its float type).
@@ -165,8 +172,9 @@ impl GradMult {
 
     fn check_finite(&self, path: &str) -> Result<()> {
         let values = self
-            .values
-            .to_data()
+            .host
+            .as_ref()
+            .clone()
             .convert::<f64>()
             .try_to_vec::<f64>()
             .expect("Grad Mults are float tensors");

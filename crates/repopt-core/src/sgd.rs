@@ -144,12 +144,13 @@ impl Optimizer for RepSgd {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         if self.host_rule.applies_to(&tensor, &grad, state.as_ref()) {
-            let mult = self.mult.as_ref().map(|m| m.host_data(&grad.device()));
-            if mult.as_ref().is_none_or(|m| m.dtype() == DType::F32) {
-                let mult = mult
-                    .as_ref()
-                    .map(|m| m.as_slice::<f32>().expect("f32 mult"));
-                return self.host_rule.step(lr, tensor, grad, mult, state);
+            match self.mult.as_ref().map(GradMult::host_f32) {
+                None => return self.host_rule.step(lr, tensor, grad, None, state),
+                Some(Some(mult)) => {
+                    return self.host_rule.step(lr, tensor, grad, Some(mult), state);
+                }
+                // An f64 mult: the tensor path below.
+                Some(None) => {}
             }
         }
         let grad = match &self.mult {
