@@ -160,14 +160,30 @@ impl RepOptVgg {
     /// one 3×3 conv with bias: the structural re-parameterisation of RepVGG. The result is in
     /// `Deploy` mode and gives the same eval-mode output.
     pub fn fuse_repvgg(self) -> Result<Self> {
-        if self.mode() != BlockMode::RepVgg {
+        self.fuse_blocks(BlockMode::RepVgg, "RepVGG deploy fusion", fuse_block)
+    }
+
+    /// Replaces every block of a `from`-mode model by `fuse(block)` (a `Deploy` block, given
+    /// the block's convolution implementation) and marks the model `Deploy`.
+    fn fuse_blocks(
+        self,
+        from: BlockMode,
+        operation: &str,
+        fuse: fn(RepOptVggBlock) -> RepOptVggBlock,
+    ) -> Result<Self> {
+        if self.mode() != from {
             return Err(ModelError::WrongMode {
-                operation: "RepVGG deploy fusion".into(),
-                expected: "repvgg".into(),
+                operation: operation.into(),
+                expected: from.to_string(),
                 found: self.mode().to_string(),
             });
         }
-        let mut fused = self.try_map_blocks(|block| Ok(fuse_block(block)))?;
+        let mut fused = self.try_map_blocks(|block| {
+            let conv_impl = block.conv_impl;
+            let mut fused = fuse(block);
+            fused.conv_impl = conv_impl;
+            Ok(fused)
+        })?;
         fused.config.mode = BlockMode::Deploy;
         Ok(fused)
     }
@@ -183,16 +199,11 @@ impl RepOptVgg {
     /// Fails with [`ModelError::WrongMode`] unless the model is in `Target` mode (a `Csla` or
     /// `HyperSearch` model can go through [`RepOptVgg::equivalent_target`] first).
     pub fn fuse_target(self) -> Result<Self> {
-        if self.mode() != BlockMode::Target {
-            return Err(ModelError::WrongMode {
-                operation: "folding the BNs of a target model into its convs".into(),
-                expected: "target".into(),
-                found: self.mode().to_string(),
-            });
-        }
-        let mut fused = self.try_map_blocks(|block| Ok(fuse_target_block(block)))?;
-        fused.config.mode = BlockMode::Deploy;
-        Ok(fused)
+        self.fuse_blocks(
+            BlockMode::Target,
+            "folding the BNs of a target model into its convs",
+            fuse_target_block,
+        )
     }
 }
 
@@ -209,7 +220,6 @@ fn fuse_target_block(block: RepOptVggBlock) -> RepOptVggBlock {
     conv.bias = Some(Param::from_tensor(bias.detach()));
     let mut fused = RepOptVggBlock::new(spec, BlockMode::Deploy, 1.0, &device);
     fused.conv = Some(conv);
-    fused.conv_impl = block.conv_impl;
     fused
 }
 
@@ -254,7 +264,6 @@ fn fuse_block(block: RepOptVggBlock) -> RepOptVggBlock {
     conv.bias = Some(Param::from_tensor(bias.detach()));
     let mut fused = RepOptVggBlock::new(spec, BlockMode::Deploy, 1.0, &device);
     fused.conv = Some(conv);
-    fused.conv_impl = block.conv_impl;
     fused
 }
 

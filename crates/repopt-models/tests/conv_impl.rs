@@ -183,3 +183,29 @@ fn conv_impl_names_parse() {
     assert!("winograd".parse::<ConvImpl>().is_err());
     let _unused = Module::num_params(&conv([1, 1], 1, 1, [0; 4], false, &Device::flex()));
 }
+
+#[test]
+fn fusion_keeps_the_convolution_implementation() {
+    let device = Device::flex();
+    for mode in [BlockMode::Target, BlockMode::RepVgg] {
+        let model = RepOptVggConfig::preset("tiny")
+            .unwrap()
+            .with_num_classes(10)
+            .with_mode(mode)
+            .init(&device)
+            .with_conv_impl(ConvImpl::Im2col);
+        let fused = match mode {
+            BlockMode::Target => model.fuse_target(),
+            _ => model.fuse_repvgg(),
+        }
+        .unwrap();
+        assert_eq!(fused.mode(), BlockMode::Deploy);
+        assert!(
+            fused
+                .blocks()
+                .iter()
+                .all(|b| b.conv_impl == ConvImpl::Im2col),
+            "{mode}: a fused block lost its convolution implementation"
+        );
+    }
+}
