@@ -7,7 +7,7 @@ use crate::norm::BatchNorm2d;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::block::{RepOptVggBlock, conv};
-use crate::config::{BlockMode, RepOptVggConfig};
+use crate::config::{BlockMode, BlockSpec, RepOptVggConfig};
 use crate::conv::ConvImpl;
 use crate::error::{ModelError, Result};
 
@@ -210,11 +210,16 @@ impl RepOptVgg {
 fn fuse_target_block(block: RepOptVggBlock) -> RepOptVggBlock {
     let spec = block.spec.clone();
     let three = block.conv.as_ref().expect("Target block has conv");
-    let device = three.weight.device();
     let (kernel, bias) = fold_bn(
         three.weight.val(),
         block.bn.as_ref().expect("Target block has bn"),
     );
+    deploy_block(spec, kernel, bias)
+}
+
+/// A `Deploy` block: one 3×3 conv with `kernel` and `bias`.
+fn deploy_block(spec: BlockSpec, kernel: Tensor<4>, bias: Tensor<1>) -> RepOptVggBlock {
+    let device = kernel.device();
     let mut conv = conv(&spec, 3, true, &device);
     conv.weight = Param::from_tensor(kernel.detach());
     conv.bias = Some(Param::from_tensor(bias.detach()));
@@ -259,12 +264,7 @@ fn fuse_block(block: RepOptVggBlock) -> RepOptVggBlock {
         kernel = kernel + kid;
         bias = bias + bid;
     }
-    let mut conv = conv(&spec, 3, true, &device);
-    conv.weight = Param::from_tensor(kernel.detach());
-    conv.bias = Some(Param::from_tensor(bias.detach()));
-    let mut fused = RepOptVggBlock::new(spec, BlockMode::Deploy, 1.0, &device);
-    fused.conv = Some(conv);
-    fused
+    deploy_block(spec, kernel, bias)
 }
 
 impl RepOptVgg {
