@@ -8,6 +8,14 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
 use repopt_models::{BlockMode, ConvImpl, RepOptVggConfig};
 
+/// The tests draw from the flex device's one global RNG; run them one at a time so that a
+/// seeded test gets the same draws whatever else runs.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tolerance() -> Tolerance<f32> {
     Tolerance::absolute(1e-4).set_relative(1e-4)
 }
@@ -84,6 +92,7 @@ fn check(conv: &Conv2d, x_shape: [usize; 4], what: &str) {
 
 #[test]
 fn im2col_equals_burn_conv_outputs_and_gradients() {
+    let _rng = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(11);
     /// Name, `[C_in, C_out]`, kernel, stride, padding, bias, input shape.
@@ -128,6 +137,7 @@ fn im2col_equals_burn_conv_outputs_and_gradients() {
 /// the 1×1 convolution too), and in eval mode after RepVGG fusion (a convolution with bias).
 #[test]
 fn im2col_models_equal_native_models() {
+    let _rng = rng_lock();
     let device = Device::flex().autodiff();
     for mode in [
         BlockMode::Target,
@@ -177,6 +187,7 @@ fn im2col_models_equal_native_models() {
 
 #[test]
 fn conv_impl_names_parse() {
+    let _rng = rng_lock();
     for conv_impl in [ConvImpl::Native, ConvImpl::Im2col] {
         assert_eq!(conv_impl.to_string().parse::<ConvImpl>(), Ok(conv_impl));
     }
@@ -186,6 +197,7 @@ fn conv_impl_names_parse() {
 
 #[test]
 fn fusion_keeps_the_convolution_implementation() {
+    let _rng = rng_lock();
     let device = Device::flex();
     for mode in [BlockMode::Target, BlockMode::RepVgg] {
         let model = RepOptVggConfig::preset("tiny")
