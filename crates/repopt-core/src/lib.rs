@@ -10,6 +10,7 @@
 //! * [`RepSgdConfig`] and [`RepAdamWConfig`]: SGD (PyTorch semantics) and the official AdamW
 //!   variant as Burn [`ModuleOptimizer`](burn::optim::ModuleOptimizer)s, so they plug into Burn's
 //!   Learner, LR schedulers and optimizer records;
+//! * [`clip_global_norm`]: gradient clipping by the global norm (the hyper-search's);
 //! * [`csla`]: the closed-form equivalent kernel and Grad Mult of a CSLA block;
 //! * [`RepOptHandler`]: the trait through which an architecture supplies its rules.
 //!
@@ -27,6 +28,7 @@
 //! ```
 
 mod adamw;
+pub mod clip;
 pub mod csla;
 mod error;
 mod grad_mult;
@@ -36,6 +38,7 @@ mod sgd;
 pub mod tensor_io;
 
 pub use adamw::{RepAdamW, RepAdamWConfig};
+pub use clip::clip_global_norm;
 pub use csla::UpdateRule;
 pub use error::{RepOptError, Result};
 pub use grad_mult::{GradMult, GradMults, ParamInfo, param_infos};
