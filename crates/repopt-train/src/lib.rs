@@ -17,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod plot;
 pub mod renderer;
+pub mod schedule;
 pub mod trainer;
 
 pub use config::{DataFormat, Method, RunConfig};
