@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::optim::OptimizerRecord;
+use burn::optim::lr_scheduler::LrSchedulerRecord;
+use burn::store::ModuleRecord;
 use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
 use repopt_core::tensor_io::write_atomic;
 
@@ -66,4 +69,49 @@ pub fn last_complete_epoch(dir: &Path) -> Option<usize> {
                 .all(|n| dir.join(format!("{n}-{epoch}.bpk")).is_file())
         })
         .max()
+}
+
+/// Every epoch for which model, optimizer and scheduler checkpoints all exist in `dir`, newest
+/// first.
+fn complete_epochs(dir: &Path) -> Vec<usize> {
+    let mut epochs = Vec::new();
+    let mut newest = last_complete_epoch(dir);
+    while let Some(epoch) = newest {
+        epochs.push(epoch);
+        newest = (1..epoch).rev().find(|e| {
+            ["model", "optim", "scheduler"]
+                .iter()
+                .all(|n| dir.join(format!("{n}-{e}.bpk")).is_file())
+        });
+    }
+    epochs
+}
+
+/// Why the checkpoint files of `epoch` in `dir` cannot be resumed from, if they cannot.
+pub fn damaged(dir: &Path, epoch: usize) -> Option<String> {
+    let file = |name: &str| dir.join(format!("{name}-{epoch}.bpk"));
+    let problem = |name: &str, e: String| Some(format!("{}: {e}", file(name).display()));
+    if let Err(e) = ModuleRecord::load(file("model")) {
+        return problem("model", e.to_string());
+    }
+    if let Err(e) = <OptimizerRecord as Checkpoint>::load(file("optim")) {
+        return problem("optim", e.to_string());
+    }
+    if let Err(e) = <LrSchedulerRecord as Checkpoint>::load(file("scheduler")) {
+        return problem("scheduler", e.to_string());
+    }
+    None
+}
+
+/// The newest epoch of `dir` whose three checkpoint files all read, and a message for each
+/// newer one skipped as damaged.
+pub fn last_readable_epoch(dir: &Path) -> (Option<usize>, Vec<String>) {
+    let mut skipped = Vec::new();
+    for epoch in complete_epochs(dir) {
+        match damaged(dir, epoch) {
+            None => return (Some(epoch), skipped),
+            Some(why) => skipped.push(format!("checkpoint of epoch {epoch} is damaged ({why})")),
+        }
+    }
+    (None, skipped)
 }

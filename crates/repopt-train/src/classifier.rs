@@ -47,6 +47,9 @@ pub struct Classifier {
     /// Optional guard against non-finite losses.
     #[module(skip)]
     pub guard: Option<NonFiniteGuard>,
+    /// Clip the gradients to this global norm ([`repopt_core::clip_global_norm`]).
+    #[module(skip)]
+    pub clip_global_norm: Option<f32>,
 }
 
 impl Classifier {
@@ -56,7 +59,15 @@ impl Classifier {
             model,
             label_smoothing,
             guard: None,
+            clip_global_norm: None,
         }
+    }
+
+    /// Clips every training step's gradients to a global norm of `max_norm`, as the official
+    /// hyper-search (`clip_grad_norm_` over all parameters); `None` leaves them alone.
+    pub fn with_clip_global_norm(mut self, max_norm: Option<f32>) -> Self {
+        self.clip_global_norm = max_norm;
+        self
     }
 
     /// Stops training through `interrupter` at the first non-finite loss.
@@ -104,7 +115,12 @@ impl TrainStep for Classifier {
             }
         }
         let grads = item.loss.backward();
-        TrainOutput::new(self, grads, item)
+        let mut output = TrainOutput::new(self, grads, item);
+        if let Some(max_norm) = self.clip_global_norm {
+            repopt_core::clip_global_norm(self, &mut output.grads, f64::from(max_norm))
+                .expect("the clipping norm is validated with the run's settings");
+        }
+        output
     }
 }
 

@@ -33,7 +33,9 @@ The paper's workflow, end to end:
        repopt train --method repopt --scales runs/hs/scales.safetensors --data DATA --out runs/repopt
      or from an official release: --preset b1 --scales RepOpt-VGG-B1-scales.pth
      Baselines: --method plain (ordinary SGD), repvgg (three branches, fused to evaluate),
-     csla (the equivalent multi-branch model), repopt-ones (all scales 1).
+     csla (the equivalent multi-branch model), repopt-ones (all scales 1); the paper's
+     ablations reinit-only (Rule of Initialization, plain SGD) and mults-only (Grad Mults,
+     ordinary initialisation) take --scales too.
   4. Evaluate:
        repopt eval --run runs/repopt
   5. Check the equivalence the method rests on (CSLA + SGD == target + RepOptimizer):
@@ -116,6 +118,21 @@ pub enum Command {
     },
 }
 
+impl Cli {
+    /// The run folder the command writes or reads, if it has one (for error messages).
+    pub fn run_folder(&self) -> Option<PathBuf> {
+        match &self.command {
+            Command::Hs(args) | Command::Train(args) => args
+                .resolve()
+                .map(|c| c.out)
+                .ok()
+                .or_else(|| args.out.clone()),
+            Command::ExtractScales { run, .. } | Command::Eval { run, .. } => Some(run.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// Settings of `hs` and `train`; unset flags come from --config, then from the defaults.
 #[derive(Args, Debug, Default, Serialize)]
 pub struct TrainArgs {
@@ -143,10 +160,15 @@ pub struct TrainArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_invalid: Option<bool>,
-    /// Input resolution (above 64: ImageNet recipe).
+    /// Input resolution: every image is resized to it for training and evaluation (above 64:
+    /// ImageNet recipe) [default: 32].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
+    /// Input normalisation (auto: by data set) [default: auto].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<crate::config::Normalization>,
     /// Architecture preset: tiny, a0, a1, b0, b1, b2, l1, l2 [default: a0].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,10 +197,28 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    /// Drop the last incomplete training batch of an epoch, as the official loader
+    /// [default: true].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_last: Option<bool>,
     /// Peak learning rate [default: 0.1].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// Learning rate the warm-up starts from [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_lr: Option<f64>,
+    /// Floor of the cosine decay [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_lr: Option<f64>,
+    /// Scale --lr, --warmup-lr and --min-lr by batch size / 256 (the official ImageNet rule)
+    /// [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linear_lr_scaling: Option<bool>,
     /// SGD momentum [default: 0.9].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,7 +231,8 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f32>,
-    /// Warm-up epochs, then cosine decay [default: 1].
+    /// Warm-up epochs: a linear ramp from --warmup-lr alongside one cosine over the whole run
+    /// (the official timm schedule) [default: 1].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup_epochs: Option<f64>,
@@ -199,7 +240,7 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_smoothing: Option<f32>,
-    /// Gradient clipping by norm (hyper-search only).
+    /// Clip the global gradient norm of all parameters together (hyper-search only).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm: Option<f32>,
@@ -232,6 +273,16 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// Defaults, then the --config file, then the flags.
     pub fn resolve(&self) -> Result<RunConfig> {
+        for (flag, len) in [
+            ("--num-blocks", self.num_blocks.as_ref().map(Vec::len)),
+            ("--width", self.width.as_ref().map(Vec::len)),
+        ] {
+            if let Some(len) = len.filter(|&n| n != 4) {
+                return Err(TrainError::Config(format!(
+                    "{flag} needs 4 comma-separated values, one per stage, got {len}"
+                )));
+            }
+        }
         let base = match &self.config {
             Some(path) => RunConfig::load(path)?,
             None => RunConfig::default(),

@@ -24,6 +24,12 @@ pub enum Method {
     Repvgg,
     /// The CSLA model (constant scales from a scales file) with ordinary SGD.
     Csla,
+    /// Ablation: the target re-initialised from the scales (Rule of Initialization), trained
+    /// with ordinary SGD (no Grad Mults).
+    ReinitOnly,
+    /// Ablation: the target with its ordinary initialisation, trained with the RepOptimizer's
+    /// Grad Mults (no re-initialisation).
+    MultsOnly,
 }
 
 impl Method {
@@ -31,7 +37,11 @@ impl Method {
     pub fn mode(self) -> BlockMode {
         match self {
             Method::Hs => BlockMode::HyperSearch,
-            Method::Repopt | Method::RepoptOnes | Method::Plain => BlockMode::Target,
+            Method::Repopt
+            | Method::RepoptOnes
+            | Method::Plain
+            | Method::ReinitOnly
+            | Method::MultsOnly => BlockMode::Target,
             Method::Repvgg => BlockMode::RepVgg,
             Method::Csla => BlockMode::Csla,
         }
@@ -39,8 +49,30 @@ impl Method {
 
     /// Whether the method needs a scales file.
     pub fn needs_scales(self) -> bool {
-        matches!(self, Method::Repopt | Method::Csla)
+        matches!(
+            self,
+            Method::Repopt | Method::Csla | Method::ReinitOnly | Method::MultsOnly
+        )
     }
+}
+
+/// The per-channel mean and std inputs are normalised with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalization {
+    /// By data set: CIFAR-10 / CIFAR-100 binaries their own, IDX files Fashion-MNIST's, image
+    /// folders ImageNet's.
+    #[default]
+    Auto,
+    /// CIFAR-10's: mean (0.4914, 0.4822, 0.4465), std (0.2470, 0.2435, 0.2616).
+    Cifar10,
+    /// CIFAR-100's, as the official `data/build.py`: mean (0.5071, 0.4865, 0.4409), std
+    /// (0.2673, 0.2564, 0.2762).
+    Cifar100,
+    /// ImageNet's: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
+    Imagenet,
+    /// Fashion-MNIST's (one channel): mean 0.2860, std 0.3530.
+    FashionMnist,
 }
 
 /// How a data folder is laid out.
@@ -97,8 +129,11 @@ pub struct RunConfig {
     pub test_limit: Option<usize>,
     /// Skip unreadable images of an image folder (and report how many) instead of failing.
     pub skip_invalid: bool,
-    /// Input resolution; above 64 the ImageNet recipe is used, else the CIFAR one.
+    /// Input resolution: every image is brought to it, for training and evaluation alike. Above
+    /// 64 the ImageNet recipe is used, else the CIFAR one.
     pub image_size: usize,
+    /// Input normalisation.
+    pub normalize: Normalization,
     /// Architecture preset (`tiny`, `a0`, `a1`, `b0`, `b1`, `b2`, `l1`, `l2`).
     pub preset: String,
     /// Override of the blocks per stage.
@@ -113,19 +148,29 @@ pub struct RunConfig {
     pub epochs: usize,
     /// Images per batch.
     pub batch_size: usize,
+    /// Drop the last incomplete training batch of each epoch (as the official loader).
+    pub drop_last: bool,
     /// Peak learning rate (after warm-up).
     pub lr: f64,
+    /// Learning rate the warm-up starts from (`TRAIN.WARMUP_LR`).
+    pub warmup_lr: f64,
+    /// Floor of the cosine decay (`TRAIN.MIN_LR`).
+    pub min_lr: f64,
+    /// Scale `lr`, `warmup_lr` and `min_lr` by batch size / 256, as `main_repopt.py` does.
+    pub linear_lr_scaling: bool,
     /// SGD momentum.
     pub momentum: f64,
     /// Nesterov momentum.
     pub nesterov: bool,
     /// L2 weight decay on conv and linear weights (and identity scales).
     pub weight_decay: f32,
-    /// Linear warm-up length in epochs (may be fractional), then cosine decay to 0.
+    /// Linear warm-up length in epochs (may be fractional), alongside one cosine decay over the
+    /// whole run (timm's schedule with `warmup_prefix=False`, as the official recipe).
     pub warmup_epochs: f64,
     /// Label smoothing of the training loss.
     pub label_smoothing: f32,
-    /// Gradient clipping by norm (per tensor); hyper-search only.
+    /// Gradient clipping by the global norm of all gradients (`clip_grad_norm_`); hyper-search
+    /// only.
     pub clip_grad_norm: Option<f32>,
     /// Data-loading threads; 0 loads on the training thread (bit-reproducible runs).
     pub workers: usize,
@@ -152,6 +197,7 @@ impl Default for RunConfig {
             test_limit: None,
             skip_invalid: false,
             image_size: 32,
+            normalize: Normalization::Auto,
             preset: "a0".into(),
             num_blocks: None,
             width: None,
@@ -159,7 +205,11 @@ impl Default for RunConfig {
             scales: None,
             epochs: 10,
             batch_size: 64,
+            drop_last: true,
             lr: 0.1,
+            warmup_lr: 0.0,
+            min_lr: 0.0,
+            linear_lr_scaling: false,
             momentum: 0.9,
             nesterov: true,
             weight_decay: 5e-4,
@@ -236,13 +286,76 @@ impl RunConfig {
         if self.epochs == 0 || self.batch_size == 0 {
             return fail("epochs and batch size must be at least 1".into());
         }
-        if !(self.lr > 0.0 && self.lr <= 1.0) {
-            return fail(format!("learning rate must be in (0, 1], got {}", self.lr));
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return fail(format!("--lr must be a positive number, got {}", self.lr));
+        }
+        for (flag, value) in [("--warmup-lr", self.warmup_lr), ("--min-lr", self.min_lr)] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return fail(format!("{flag} must be ≥ 0, got {value}"));
+            }
+        }
+        if self.min_lr > self.lr {
+            return fail(format!(
+                "--min-lr {} is above --lr {}",
+                self.min_lr, self.lr
+            ));
+        }
+        if !(self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite()) {
+            return fail(format!(
+                "--warmup-epochs must be ≥ 0, got {}",
+                self.warmup_epochs
+            ));
+        }
+        if let Some(norm) = self.clip_grad_norm
+            && !(norm > 0.0 && norm.is_finite())
+        {
+            return fail(format!("--clip-grad-norm must be positive, got {norm}"));
+        }
+        if let Some(width) = self.width
+            && let Some(bad) = width.iter().find(|w| !(w.is_finite() && **w > 0.0))
+        {
+            return fail(format!(
+                "--width needs 4 positive multipliers, got {bad} in {width:?}"
+            ));
+        }
+        if let Some(blocks) = self.num_blocks
+            && blocks.contains(&0)
+        {
+            return fail(format!(
+                "--num-blocks needs at least 1 block per stage, got {blocks:?}"
+            ));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return fail(format!(
+                "--momentum must be in [0, 1), got {}",
+                self.momentum
+            ));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return fail(format!(
+                "--weight-decay must be ≥ 0, got {}",
+                self.weight_decay
+            ));
+        }
+        if self.image_size < 8 {
+            return fail(format!(
+                "--image-size must be at least 8 pixels, got {}",
+                self.image_size
+            ));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return fail("label smoothing must be in [0, 1)".into());
         }
         Ok(())
+    }
+
+    /// `(lr, warmup_lr, min_lr)` after the optional linear scaling rule.
+    pub fn scaled_rates(&self) -> (f64, f64, f64) {
+        let scale = |lr: f64| match self.linear_lr_scaling {
+            true => crate::schedule::linear_scaled(lr, self.batch_size),
+            false => lr,
+        };
+        (scale(self.lr), scale(self.warmup_lr), scale(self.min_lr))
     }
 
     /// The method's CLI name.

@@ -9,12 +9,7 @@ use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::{PartialDataset, ShuffledDataset};
 use burn::module::Module;
-use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::lr_scheduler::LrSchedulerConfig;
-use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
-use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use burn::train::checkpoint::{
@@ -27,9 +22,9 @@ use repopt_core::{GradMults, RepSgdConfig, UpdateRule};
 use repopt_models::{RepOptVgg, RepOptVggConfig, RepOptVggHandler, VggScales, decays_weight};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{AtomicFileCheckpointer, last_complete_epoch};
+use crate::checkpoint::{AtomicFileCheckpointer, last_complete_epoch, last_readable_epoch};
 use crate::classifier::Classifier;
-use crate::config::{DataFormat, Method, RunConfig};
+use crate::config::{DataFormat, Method, Normalization, RunConfig};
 use crate::data::transform::{self, Compose, Fit};
 use crate::data::{
     AugmentedDataset, CifarDataset, CifarKind, EpochShuffled, IdxDataset, ImageBatch, ImageBatcher,
@@ -39,6 +34,10 @@ use crate::data::{
 use crate::device::parse_device;
 use crate::error::{Result, TrainError, file_error};
 use crate::eval::{EvalReport, evaluate};
+use crate::schedule::OfficialCosineConfig;
+
+/// The `k` of the top-k accuracy reported beside top-1 (when there are more classes).
+pub const TOP_K: usize = 5;
 
 /// A dataset behind a shared pointer.
 pub type SharedDataset = Arc<dyn Dataset<ImageItem>>;
@@ -133,24 +132,16 @@ pub fn open_data(config: &RunConfig) -> Result<RunData> {
                 (Arc::new(train), Arc::new(test), classes, 3, skipped)
             }
         };
-    let size = config.image_size;
-    let (train_transform, eval_transform, normalize) = if channels == 1 {
-        let adapt = || transform::gray_adapter(false, Some((size, Fit::Pad)));
-        let train = adapt().then(transform::RandomCrop { size, padding: 4 });
-        (train, adapt(), Normalize::fashion_mnist())
-    } else if size > 64 {
-        (
-            transform::imagenet_train(size),
-            transform::imagenet_eval(size),
-            Normalize::imagenet(),
-        )
-    } else {
-        (
-            transform::cifar_train(),
-            transform::cifar_eval(),
-            Normalize::cifar(),
-        )
-    };
+    let (train_transform, eval_transform) = recipe(config.image_size, channels);
+    let normalize = normalization(config.normalize, format, config.image_size);
+    if !normalize.supports(channels) {
+        return Err(TrainError::Config(format!(
+            "--normalize {:?} is for {}-channel images, but {} holds {channels}-channel ones",
+            config.normalize,
+            normalize.mean.len(),
+            config.data.display()
+        )));
+    }
     Ok(RunData {
         train: subset(train, config.train_limit, config.seed),
         test: subset(test, config.test_limit, config.seed ^ 1),
@@ -161,6 +152,50 @@ pub fn open_data(config: &RunConfig) -> Result<RunData> {
         normalize,
         skipped,
     })
+}
+
+/// The training and evaluation transforms for `size`×`size` inputs of `channels` channels.
+///
+/// Every image is brought to `size`×`size` for training and evaluation alike, whatever its own
+/// size: above 64 px the official ImageNet recipe (RandomResizedCrop + flip; shorter side to
+/// `size` + centre crop), otherwise the CIFAR recipe after resizing the shorter side to `size`
+/// and centre cropping (random crop with `size / 8` zero padding + flip). One-channel sets
+/// (MNIST, Fashion-MNIST) are zero-padded or centre-cropped to `size` (28 → 32 adds 2 px a side).
+pub fn recipe(size: usize, channels: usize) -> (Compose, Compose) {
+    if channels == 1 {
+        let adapt = || transform::gray_adapter(false, Some((size, Fit::Pad)));
+        let padding = size / 8;
+        let train = adapt().then(transform::RandomCrop { size, padding });
+        (train, adapt())
+    } else if size > 64 {
+        (
+            transform::imagenet_train(size),
+            transform::imagenet_eval(size),
+        )
+    } else {
+        (transform::cifar_train_at(size), transform::fit(size))
+    }
+}
+
+/// The input normalisation of `choice` for data of `format` at `size` px.
+///
+/// `auto`: CIFAR-10 and CIFAR-100 binaries their own statistics (the official ones for
+/// CIFAR-100), IDX files Fashion-MNIST's, image folders CIFAR-10's at ≤ 64 px and ImageNet's
+/// above.
+pub fn normalization(choice: Normalization, format: DataFormat, size: usize) -> Normalize {
+    match choice {
+        Normalization::Cifar10 => Normalize::cifar(),
+        Normalization::Cifar100 => Normalize::cifar100(),
+        Normalization::Imagenet => Normalize::imagenet(),
+        Normalization::FashionMnist => Normalize::fashion_mnist(),
+        Normalization::Auto => match format {
+            DataFormat::Cifar10 => Normalize::cifar(),
+            DataFormat::Cifar100 => Normalize::cifar100(),
+            DataFormat::Idx => Normalize::fashion_mnist(),
+            DataFormat::ImageFolder if size > 64 => Normalize::imagenet(),
+            DataFormat::ImageFolder => Normalize::cifar(),
+        },
+    }
 }
 
 /// The model of `method` and the Grad Mults (keyed by model path) that train it.
@@ -181,18 +216,20 @@ pub fn build_model(
             .expect("validated: method needs scales");
         Ok(VggScales::load(path, Some(&target))?)
     };
+    let rules = |scales: VggScales| -> Result<(RepOptVgg, GradMults)> {
+        let handler = RepOptVggHandler::new(scales);
+        let reinitialized = handler.reinitialize_model(model.clone())?;
+        let mults = handler.grad_mults_for(&reinitialized, UpdateRule::Sgd, device)?;
+        Ok(match config.method {
+            Method::ReinitOnly => (reinitialized, GradMults::new()),
+            Method::MultsOnly => (model.clone(), mults),
+            _ => (reinitialized, mults),
+        })
+    };
     match config.method {
         Method::Hs | Method::Plain | Method::Repvgg => Ok((model, GradMults::new())),
-        Method::Repopt | Method::RepoptOnes => {
-            let scales = match config.method {
-                Method::Repopt => load_scales()?,
-                _ => VggScales::constant(&target, 1.0),
-            };
-            let handler = RepOptVggHandler::new(scales);
-            let model = handler.reinitialize_model(model)?;
-            let mults = handler.grad_mults_for(&model, UpdateRule::Sgd, device)?;
-            Ok((model, mults))
-        }
+        Method::RepoptOnes => rules(VggScales::constant(&target, 1.0)),
+        Method::Repopt | Method::ReinitOnly | Method::MultsOnly => rules(load_scales()?),
         Method::Csla => {
             let scales = load_scales()?;
             let model = model.try_map_blocks(|mut block| {
@@ -217,29 +254,30 @@ pub fn build_model(
     }
 }
 
-/// Linear warm-up from `lr / warmup` to `lr` over `warmup` iterations, then cosine to 0 over the
-/// rest; stepped every iteration.
-pub fn lr_schedule(lr: f64, warmup: usize, total: usize) -> Result<ModuleLrScheduler> {
-    let total = total.max(1);
-    let warmup = warmup.min(total - 1);
-    let cosine = CosineAnnealingLrSchedulerConfig::new(lr, total - warmup);
-    let result = if warmup == 0 {
-        cosine.init()
-    } else {
-        SequentialLrSchedulerConfig::new(
-            vec![
-                LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(
-                    lr / warmup as f64,
-                    lr,
-                    warmup,
-                )),
-                LrSchedulerConfig::Cosine(cosine),
-            ],
-            vec![warmup],
-        )
-        .init()
-    };
-    result.map_err(|e| TrainError::Config(format!("learning-rate schedule: {e}")))
+/// The official schedule (timm's cosine with a linear warm-up alongside it, see
+/// [`OfficialCosine`]) for a run of `iters_per_epoch` iterations per epoch, rates scaled by the
+/// linear rule when the run asks for it.
+pub fn lr_schedule(config: &RunConfig, iters_per_epoch: usize) -> Result<ModuleLrScheduler> {
+    let (lr, warmup_lr, min_lr) = config.scaled_rates();
+    let schedule = OfficialCosineConfig {
+        lr,
+        warmup_lr,
+        min_lr,
+        warmup_iters: (config.warmup_epochs * iters_per_epoch as f64) as usize,
+        total_iters: config.epochs * iters_per_epoch,
+    }
+    .init()
+    .map_err(|e| TrainError::Config(format!("learning-rate schedule: {e}")))?;
+    Ok(ModuleLrScheduler::new(schedule))
+}
+
+/// Training iterations per epoch: `n / batch`, rounded down with `drop_last` (as the official
+/// loader) and up without; a set smaller than one batch still makes one batch.
+pub fn iterations_per_epoch(images: usize, batch_size: usize, drop_last: bool) -> usize {
+    match drop_last && images >= batch_size {
+        true => images / batch_size,
+        false => images.div_ceil(batch_size),
+    }
 }
 
 /// What a run produced.
@@ -283,6 +321,8 @@ pub mod files {
     pub const MODEL: &str = "model.bpk";
     /// Scales extracted from a hyper-search model.
     pub const SCALES: &str = "scales.safetensors";
+    /// The scales a hyper-search started from.
+    pub const INITIAL_SCALES: &str = "scales-initial.safetensors";
     /// Per-epoch metrics.
     pub const METRICS: &str = "metrics.csv";
     /// The outcome summary.
@@ -418,8 +458,16 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
     let out = config.out.clone();
     let checkpoint_dir = out.join(files::CHECKPOINTS);
     let start_epoch = if config.resume {
-        let epoch = last_complete_epoch(&checkpoint_dir)
-            .ok_or_else(|| file_error(&checkpoint_dir, "no complete checkpoint to resume from"))?;
+        let (epoch, skipped) = last_readable_epoch(&checkpoint_dir);
+        for message in &skipped {
+            eprintln!("warning: {message}; resuming from an older one");
+        }
+        let epoch = epoch.ok_or_else(|| {
+            file_error(
+                &checkpoint_dir,
+                "no complete, readable checkpoint to resume from",
+            )
+        })?;
         let record = RunRecord::load(&out)?;
         if record.architecture != architecture {
             return Err(TrainError::Config(format!(
@@ -431,7 +479,7 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
                 record.architecture.mode
             )));
         }
-        // A corrupt checkpoint is an error here, not a panic inside the Learner.
+        // A checkpoint of another architecture is an error here, not a panic inside the Learner.
         load_checkpoint_model(
             &checkpoint_dir.join(format!("model-{epoch}.bpk")),
             &architecture,
@@ -458,22 +506,37 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
     )?;
 
     let (model, mults) = build_model(config, &architecture, &device.clone().autodiff())?;
+    if config.method == Method::Hs && start_epoch == 0 {
+        // The scales the search starts from, to compare the searched ones with.
+        VggScales::extract(&model)?.save(&out.join(files::INITIAL_SCALES))?;
+    }
     let interrupter = Interrupter::new();
-    let classifier = Classifier::new(model, config.label_smoothing).with_guard(interrupter.clone());
-    let clipping = config.clip_grad_norm.map(GradientClippingConfig::Norm);
+    if config.clip_grad_norm.is_some() && !mults.is_empty() {
+        return Err(repopt_core::RepOptError::ClippingWithMults.into());
+    }
+    let classifier = Classifier::new(model, config.label_smoothing)
+        .with_guard(interrupter.clone())
+        .with_clip_global_norm(config.clip_grad_norm);
     let optim = RepSgdConfig::new()
         .with_momentum(config.momentum)
         .with_nesterov(config.nesterov)
         .with_weight_decay(config.weight_decay)
-        .with_gradient_clipping(clipping)
         .init_with_decay(&classifier, &mults.with_prefix("model"), decays_weight)?;
 
-    let iters = data.train.len().div_ceil(config.batch_size);
-    let warmup = (config.warmup_epochs * iters as f64).round() as usize;
-    let schedule = lr_schedule(config.lr, warmup, iters * config.epochs)?;
+    if data.train.len() < config.batch_size {
+        eprintln!(
+            "warning: --batch-size {} is larger than the {} training images: every step sees \
+             the whole set",
+            config.batch_size,
+            data.train.len()
+        );
+    }
+    let iters = iterations_per_epoch(data.train.len(), config.batch_size, config.drop_last);
+    let schedule = lr_schedule(config, iters)?;
 
     let train_loader: Arc<dyn DataLoader<ImageBatch>> = {
         let shuffled = EpochShuffled::new(data.train.clone(), config.seed)
+            .with_epoch_len((iters * config.batch_size).min(data.train.len()))
             .with_start_epoch(start_epoch as u64);
         let augmented = AugmentedDataset::new(
             shuffled,
@@ -500,12 +563,17 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
         &device,
     );
 
-    let mut training = SupervisedTraining::new(&out, train_loader, valid_loader.clone())
-        .metrics((
+    let training = SupervisedTraining::new(&out, train_loader, valid_loader.clone());
+    // Top-5 only where it means something: with 5 classes or fewer it is always 100 %.
+    let training = match data.num_classes > TOP_K {
+        true => training.metrics((
             AccuracyMetric::new(),
-            TopKAccuracyMetric::new(5),
+            TopKAccuracyMetric::new(TOP_K),
             LossMetric::new(),
-        ))
+        )),
+        false => training.metrics((AccuracyMetric::new(), LossMetric::new())),
+    };
+    let mut training = training
         .metric_train_numeric(LearningRateMetric::new())
         .with_custom_checkpointers(
             AsyncCheckpointer::new(AtomicFileCheckpointer::new(&checkpoint_dir, "model")),

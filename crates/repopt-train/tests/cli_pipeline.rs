@@ -207,7 +207,7 @@ fn resumed_run_equals_uninterrupted_run() {
 
     // The same run, interrupted after epoch 1: only epoch 1's checkpoint survives.
     let resumed = tmp.path().join("resumed");
-    copy_dir(&full, &resumed);
+    common::copy_dir(&full, &resumed);
     for name in ["model", "optim", "scheduler"] {
         std::fs::remove_file(resumed.join(format!("checkpoint/{name}-2.bpk"))).unwrap();
     }
@@ -257,19 +257,6 @@ impl burn::module::ModuleVisitor for Collect<'_> {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn cifar10_jpeg_folder_trains_and_evaluates() {
     let archive = common::cifar10_jpg_archive();
@@ -281,8 +268,8 @@ fn cifar10_jpeg_folder_trains_and_evaluates() {
     let test = common::extract_cifar10_subset(&archive, tmp.path(), "test", &["000", "001", "002"]);
     let root = tmp.path().join("cifar");
     std::fs::create_dir_all(&root).unwrap();
-    copy_dir(&test, &root.join("train"));
-    copy_dir(&test, &root.join("test"));
+    common::copy_dir(&test, &root.join("train"));
+    common::copy_dir(&test, &root.join("test"));
     let out = tmp.path().join("run");
     let summary = ok(&[
         "train",

@@ -20,6 +20,8 @@ use super::ImageItem;
 pub struct EpochShuffled<D> {
     inner: D,
     seed: u64,
+    /// Items read per epoch: the first `len` of each epoch's permutation (`drop_last`).
+    len: usize,
     reads: AtomicU64,
     order: Mutex<Option<(u64, Arc<Vec<usize>>)>>,
 }
@@ -27,18 +29,28 @@ pub struct EpochShuffled<D> {
 impl<D: Dataset<ImageItem>> EpochShuffled<D> {
     /// Shuffles `inner` with `seed`.
     pub fn new(inner: D, seed: u64) -> Self {
+        let len = inner.len();
         Self {
             inner,
             seed,
+            len,
             reads: AtomicU64::new(0),
             order: Mutex::new(None),
         }
     }
 
+    /// Reads only the first `len` items of each epoch's permutation (at most all of them): with
+    /// `len` a multiple of the batch size this is PyTorch's `drop_last=True` under shuffling,
+    /// where the left-out images change from epoch to epoch. Call before
+    /// [`with_start_epoch`](Self::with_start_epoch).
+    pub fn with_epoch_len(mut self, len: usize) -> Self {
+        self.len = len.min(self.inner.len());
+        self
+    }
+
     /// Starts at epoch `epoch` (for a resumed run).
     pub fn with_start_epoch(self, epoch: u64) -> Self {
-        self.reads
-            .store(epoch * self.inner.len() as u64, Ordering::Relaxed);
+        self.reads.store(epoch * self.len as u64, Ordering::Relaxed);
         self
     }
 
@@ -63,13 +75,19 @@ impl<D: Dataset<ImageItem>> EpochShuffled<D> {
 
 impl<D: Dataset<ImageItem>> Dataset<ImageItem> for EpochShuffled<D> {
     fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
-        let len = self.inner.len().max(1) as u64;
+        let len = self.len.max(1) as u64;
         let epoch = self.reads.fetch_add(1, Ordering::Relaxed) / len;
         let order = self.order(epoch);
-        self.inner.get(order[index])
+        match order.get(index) {
+            Some(&i) if index < self.len => self.inner.get(i),
+            _ => Err(DatasetError::new(std::io::Error::other(format!(
+                "index {index} is past the {} items of an epoch",
+                self.len
+            )))),
+        }
     }
 
     fn len(&self) -> usize {
-        self.inner.len()
+        self.len
     }
 }

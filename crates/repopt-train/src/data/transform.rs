@@ -7,7 +7,7 @@
 //!
 //! Recipes: [`cifar_train`] (random crop 32 with zero padding 4 + horizontal flip),
 //! [`cifar_eval`] (nothing), [`imagenet_train`] (RandomResizedCrop + flip), [`imagenet_eval`]
-//! (resize the shorter side to `size / 0.875`, centre crop), [`gray_adapter`] (1-channel
+//! (resize the shorter side to `size`, centre crop, as the official default), [`gray_adapter`] (1-channel
 //! inputs to 3 channels and/or 32×32).
 
 use std::fmt::Debug;
@@ -24,6 +24,10 @@ pub type AugRng = rand::rngs::StdRng;
 pub const CIFAR_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 /// CIFAR-10 per-channel standard deviation.
 pub const CIFAR_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+/// CIFAR-100 mean per channel, as the official `data/build.py`.
+pub const CIFAR100_MEAN: [f32; 3] = [0.507_075_16, 0.486_548_87, 0.440_917_84];
+/// CIFAR-100 std per channel, as the official `data/build.py`.
+pub const CIFAR100_STD: [f32; 3] = [0.267_334_29, 0.256_438_46, 0.276_150_47];
 /// ImageNet per-channel mean.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet per-channel standard deviation.
@@ -219,17 +223,32 @@ pub fn imagenet_train(size: usize) -> Compose {
         .then(RandomHorizontalFlip { p: 0.5 })
 }
 
-/// ImageNet evaluation: resize the shorter side to `floor(size / 0.875)` (256 for 224), then
-/// centre crop `size`×`size`.
+/// ImageNet evaluation as the official `data/build.py` (its default `TEST.CROP = False`): resize
+/// the shorter side to `size` (bilinear), then centre crop `size`×`size`.
 pub fn imagenet_eval(size: usize) -> Compose {
+    fit(size)
+}
+
+/// Any image to `size`×`size`: shorter side resized to `size` (bilinear, antialiased), then a
+/// centre crop; an image already `size`×`size` passes unchanged.
+pub fn fit(size: usize) -> Compose {
     Compose::new()
-        .then(ResizeShorter {
-            size: (size as f64 / 0.875) as usize,
-        })
+        .then(ResizeShorter { size })
         .then(CenterCrop {
             height: size,
             width: size,
         })
+}
+
+/// The CIFAR recipe at any input size, for images of any size: [`fit`] to `size`×`size`, then a
+/// random crop of `size` with zero padding `size / 8` (4 at 32) and a horizontal flip.
+pub fn cifar_train_at(size: usize) -> Compose {
+    fit(size)
+        .then(RandomCrop {
+            size,
+            padding: size / 8,
+        })
+        .then(RandomHorizontalFlip { p: 0.5 })
 }
 
 /// How [`gray_adapter`] brings an image to the target size.
@@ -294,6 +313,12 @@ impl Normalize {
     /// The CIFAR defaults: mean (0.4914, 0.4822, 0.4465), std (0.2470, 0.2435, 0.2616).
     pub fn cifar() -> Self {
         Self::new(CIFAR_MEAN, CIFAR_STD)
+    }
+
+    /// CIFAR-100 (the official values): mean (0.5071, 0.4865, 0.4409), std (0.2673, 0.2564,
+    /// 0.2762).
+    pub fn cifar100() -> Self {
+        Self::new(CIFAR100_MEAN, CIFAR100_STD)
     }
 
     /// The ImageNet defaults: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
