@@ -9,17 +9,23 @@ use std::process::Command;
 use crate::{cargo, run, target_dir, workspace_root};
 
 /// Settings of `cargo xtask web`.
+#[derive(clap::Args, Debug)]
 pub struct Web {
     /// CIFAR-10: the `cifar10-jpg.tar.gz` archive or an extracted folder with `test/<class>/`.
+    #[arg(long)]
     pub data: Option<PathBuf>,
     /// Port to serve on (127.0.0.1).
+    #[arg(long, default_value_t = 8080, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
-    /// Serve after building.
+    /// Build (and test) only; do not serve.
+    #[arg(long = "no-serve", action = clap::ArgAction::SetFalse)]
     pub serve: bool,
-    /// Run the browser test after building.
+    /// Check the page in headless Chromium against the native model after building.
+    #[arg(long)]
     pub test: bool,
     /// Gallery images per class.
-    pub per_class: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub per_class: u64,
 }
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -89,7 +95,7 @@ fn cifar10_test(data: Option<&Path>) -> Result<PathBuf, String> {
             return Err(format!("{}: no test/<class>/ folders", dir.display()));
         }
         Some(path) => path.to_path_buf(),
-        None => workspace_root().join("../shared/data/cifar10-jpg.tar.gz"),
+        None => crate::shared_dir().join("data/cifar10-jpg.tar.gz"),
     };
     let dest = target_dir().join("web-demo-data");
     let test = dest.join("cifar10-jpg/test");

@@ -1,0 +1,820 @@
+//! `cargo xtask repro`: the paper's comparison on CIFAR-10, resumable over several sittings.
+//!
+//! Protocol (the full version):
+//! * data: all 50,000 CIFAR-10 training images; evaluation on the 10,000 test images, which no
+//!   decision reads (fixed epoch counts, the last epoch's model and scales are the ones used);
+//! * model: A0's depth (2, 4, 14, 1 blocks: 22 layers) at widths (0.25, 0.25, 0.25, 0.5);
+//! * hyper-search on the training images (the official code searches on another set,
+//!   CIFAR-100, then trains on ImageNet; here both are CIFAR-10's training images, and the test
+//!   images stay apart), global-norm clipping 5.0 as the official search command;
+//! * methods (one seed = one initialisation seed, data order and augmentation stream shared by
+//!   every method of that seed): RepOpt-VGG, plain SGD, RepVGG, RepOptimizer with all scales 1,
+//!   re-initialisation only, Grad Mults only;
+//! * converged: the test accuracy gained over the last 10 % of epochs is < 0.3 points.
+//!
+//! Every run lives in its own folder under `--out`; a finished one (`outcome.json`) is never
+//! repeated, an unfinished one continues from its last checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::stats;
+
+/// Settings of a reproduction (`cargo xtask repro`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Repro {
+    /// A few hundred steps per method on 8,000 images; fails unless every method learns.
+    #[arg(long)]
+    pub quick: bool,
+    /// The CIFAR-10 JPEG archive or its extracted folder [default: ../shared/data/cifar10-jpg.tar.gz].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Folder of the runs (kept between sittings).
+    #[arg(long, default_value = "runs/repro")]
+    pub out: PathBuf,
+    /// Seeds per method [default: 3; 1 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seeds: Option<u64>,
+    /// Training epochs per method [default: 30; 2 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
+    /// Hyper-search epochs [default: 30; 1 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub hs_epochs: Option<u64>,
+    /// Copy the table, results.json and pictures into docs/.
+    #[arg(long)]
+    pub docs: bool,
+    /// Print what is done and what remains, with an estimate of the time left; runs nothing.
+    #[arg(long)]
+    pub status: bool,
+    /// Runs trained at the same time. One training process keeps about 1.2 of 2 cores busy;
+    /// two side by side train ≈ 1.8× as many images per second.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: u64,
+    /// Cargo profile the `repopt` binary is built with (`dev` reuses the test build).
+    #[arg(long, default_value = "release")]
+    pub profile: String,
+    /// A `repopt` binary to train with instead of building one (e.g. a copy kept beside the
+    /// runs, so that later builds of the workspace cannot change a reproduction under way).
+    #[arg(long)]
+    pub repopt: Option<PathBuf>,
+}
+
+/// The methods compared, with their descriptions.
+pub const METHODS: [(&str, &str); 6] = [
+    (
+        "repopt",
+        "RepOpt-VGG (target + RepOptimizer, searched scales)",
+    ),
+    ("plain", "target + plain SGD"),
+    ("repvgg", "RepVGG (three branches, fused for evaluation)"),
+    ("repopt-ones", "target + RepOptimizer, all scales 1"),
+    (
+        "reinit-only",
+        "ablation: Rule of Initialization only (plain SGD)",
+    ),
+    (
+        "mults-only",
+        "ablation: Grad Mults only (ordinary initialisation)",
+    ),
+];
+
+/// Gain of test top-1 (points) over the last 10 % of epochs below which a run counts as converged.
+pub const PLATEAU_POINTS: f64 = 0.3;
+
+/// The settings every run of a plan shares.
+#[derive(Debug, Clone)]
+struct Plan {
+    quick: bool,
+    seeds: u64,
+    epochs: u64,
+    hs_epochs: u64,
+    out: PathBuf,
+}
+
+impl Plan {
+    /// The plan of `r`: flags first, then the plan recorded in `--out` by an earlier sitting,
+    /// then the defaults. A flag that contradicts the recorded plan is an error (the runs under
+    /// way would otherwise mix two settings).
+    fn new(r: &Repro) -> Result<Self, String> {
+        let recorded = Self::recorded(&r.out)?;
+        let pick = |name: &str, given: Option<u64>, full: u64, quick: u64| {
+            let old = recorded.as_ref().and_then(|v| v[name].as_u64());
+            match (given, old) {
+                (Some(n), Some(o)) if n != o => Err(format!(
+                    "--{} {n} contradicts the {o} of the reproduction in {} (its plan.json); \
+                     continue without the flag or choose another --out",
+                    name.replace('_', "-"),
+                    r.out.display()
+                )),
+                (Some(n), _) | (None, Some(n)) => Ok(n),
+                (None, None) => Ok(if r.quick { quick } else { full }),
+            }
+        };
+        if let Some(quick) = recorded.as_ref().and_then(|v| v["quick"].as_bool())
+            && quick != r.quick
+        {
+            return Err(format!(
+                "{} holds a reproduction with --quick {quick}; choose another --out",
+                r.out.display()
+            ));
+        }
+        Ok(Self {
+            quick: r.quick,
+            seeds: pick("seeds", r.seeds, 3, 1)?,
+            epochs: pick("epochs", r.epochs, 30, 2)?,
+            hs_epochs: pick("hs_epochs", r.hs_epochs, 30, 1)?,
+            out: r.out.clone(),
+        })
+    }
+
+    fn record_path(out: &Path) -> PathBuf {
+        out.join("plan.json")
+    }
+
+    fn recorded(out: &Path) -> Result<Option<serde_json::Value>, String> {
+        let path = Self::record_path(out);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Writes the plan into `--out`, for later sittings and `--status`.
+    fn record(&self) -> Result<(), String> {
+        std::fs::create_dir_all(&self.out).map_err(|e| format!("{}: {e}", self.out.display()))?;
+        let value = serde_json::json!({
+            "quick": self.quick, "seeds": self.seeds, "epochs": self.epochs,
+            "hs_epochs": self.hs_epochs,
+        });
+        write(
+            &Self::record_path(&self.out),
+            &serde_json::to_string_pretty(&value).expect("json"),
+        )
+    }
+
+    /// Flags shared by the hyper-search and every training run.
+    fn common(&self, data: &str) -> Vec<String> {
+        // The quick version takes more, smaller steps so that every method leaves chance.
+        let (warmup, batch, lr) = match self.quick {
+            true => ("0.5", "64", "0.05"),
+            false => ("2", "128", "0.1"),
+        };
+        let mut args: Vec<String> = [
+            "--data",
+            data,
+            "--normalize",
+            "cifar10",
+            "--preset",
+            "a0",
+            "--width",
+            "0.25,0.25,0.25,0.5",
+            "--batch-size",
+            batch,
+            "--lr",
+            lr,
+            "--weight-decay",
+            "5e-4",
+            "--warmup-epochs",
+            warmup,
+            "--label-smoothing",
+            "0",
+            "--workers",
+            "2",
+        ]
+        .map(String::from)
+        .to_vec();
+        if self.quick {
+            args.extend(["--train-limit", "8000", "--test-limit", "1000"].map(String::from));
+        }
+        args
+    }
+
+    fn hs_dir(&self) -> PathBuf {
+        self.out.join("hs")
+    }
+
+    fn run_dir(&self, method: &str, seed: u64) -> PathBuf {
+        self.out.join(format!("{method}-s{seed}"))
+    }
+
+    /// Every run in the order they are trained: the search, then seed by seed.
+    fn runs(&self) -> Vec<Run> {
+        let mut runs = vec![Run {
+            method: "hs".into(),
+            seed: 0,
+            dir: self.hs_dir(),
+            epochs: self.hs_epochs,
+        }];
+        for seed in 0..self.seeds {
+            for (method, _) in METHODS {
+                runs.push(Run {
+                    method: method.into(),
+                    seed,
+                    dir: self.run_dir(method, seed),
+                    epochs: self.epochs,
+                });
+            }
+        }
+        runs
+    }
+}
+
+/// One training run of the plan.
+#[derive(Debug, Clone)]
+struct Run {
+    method: String,
+    seed: u64,
+    dir: PathBuf,
+    epochs: u64,
+}
+
+impl Run {
+    fn finished(&self) -> bool {
+        self.dir.join("outcome.json").is_file()
+    }
+
+    /// Epochs with a checkpoint (`checkpoint/model-N.bpk`): the run continues after them.
+    fn epochs_done(&self) -> u64 {
+        if self.finished() {
+            return self.epochs;
+        }
+        let Ok(entries) = std::fs::read_dir(self.dir.join("checkpoint")) else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("model-")?
+                    .strip_suffix(".bpk")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether the run trains with the searched scales (and so waits for the search).
+    fn needs_scales(&self) -> bool {
+        matches!(
+            self.method.as_str(),
+            "repopt" | "reinit-only" | "mults-only"
+        )
+    }
+
+    fn args(&self, plan: &Plan, data: &str, scales: &str) -> Vec<String> {
+        let mut args: Vec<String> = match self.method.as_str() {
+            "hs" => vec!["hs".into(), "--clip-grad-norm".into(), "5".into()],
+            method => vec!["train".into(), "--method".into(), method.into()],
+        };
+        args.extend(plan.common(data));
+        args.extend(["--epochs".into(), self.epochs.to_string()]);
+        args.extend(["--seed".into(), self.seed.to_string()]);
+        if self.needs_scales() {
+            args.extend(["--scales".into(), scales.into()]);
+        }
+        args.extend(["--out".into(), self.dir.display().to_string()]);
+        if self.epochs_done() > 0 {
+            args.push("--resume".into());
+        }
+        args
+    }
+}
+
+/// `cargo xtask repro`.
+pub fn repro(settings: &Repro) -> Result<(), String> {
+    let plan = Plan::new(settings)?;
+    if settings.status {
+        return status(&plan);
+    }
+    plan.record()?;
+    let data = cifar10(settings)?;
+    let data = data
+        .to_str()
+        .ok_or("the data path is not UTF-8")?
+        .to_string();
+    let repopt = match &settings.repopt {
+        Some(path) => path.clone(),
+        None => crate::binary("repopt-train", "repopt", &settings.profile)?,
+    };
+    let scales = plan.hs_dir().join("scales.safetensors");
+    let queue = Queue::new(plan.runs().into_iter().filter(|r| !r.finished()).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..settings.jobs {
+            scope.spawn(|| {
+                while let Some(run) = queue.next(&scales) {
+                    let result = train(&run, &plan, &data, &scales, &repopt);
+                    queue.done(result);
+                }
+            });
+        }
+    });
+    queue.result()?;
+    report(&plan, settings.docs, &repopt)
+}
+
+/// Trains `run` (continuing it if it has checkpoints), its output in `<run folder>.log`.
+fn train(run: &Run, plan: &Plan, data: &str, scales: &Path, repopt: &Path) -> Result<(), String> {
+    let log_path = run.dir.with_extension("log");
+    println!(
+        "== {} seed {}: {} of {} epochs done; log {}",
+        run.method,
+        run.seed,
+        run.epochs_done(),
+        run.epochs,
+        log_path.display()
+    );
+    if let Some(parent) = log_path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let mut command = Command::new(repopt);
+    command
+        .args(run.args(plan, data, &scales.display().to_string()))
+        .stdout(log)
+        .stderr(err);
+    crate::run(command).map_err(|e| format!("{e}; see {}", log_path.display()))?;
+    println!("== {} seed {} finished", run.method, run.seed);
+    Ok(())
+}
+
+/// The runs still to train, handed out to parallel workers: a run that needs the searched
+/// scales waits until the search has written them; the first failure stops the hand-out.
+struct Queue {
+    state: std::sync::Mutex<QueueState>,
+}
+
+struct QueueState {
+    pending: Vec<Run>,
+    error: Option<String>,
+}
+
+impl Queue {
+    fn new(pending: Vec<Run>) -> Self {
+        Self {
+            state: std::sync::Mutex::new(QueueState {
+                pending,
+                error: None,
+            }),
+        }
+    }
+
+    /// The next run ready to train; waits while only runs that need the scales remain.
+    fn next(&self, scales: &Path) -> Option<Run> {
+        loop {
+            {
+                let mut state = self.state.lock().expect("queue");
+                if state.error.is_some() || state.pending.is_empty() {
+                    return None;
+                }
+                let hs_pending = state.pending.iter().any(|r| r.method == "hs");
+                let ready = state
+                    .pending
+                    .iter()
+                    .position(|r| !r.needs_scales() || (!hs_pending && scales.is_file()));
+                if let Some(i) = ready {
+                    return Some(state.pending.remove(i));
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        }
+    }
+
+    fn done(&self, result: Result<(), String>) {
+        if let Err(e) = result {
+            let mut state = self.state.lock().expect("queue");
+            state.error.get_or_insert(e);
+        }
+    }
+
+    fn result(&self) -> Result<(), String> {
+        match self.state.lock().expect("queue").error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What is done and what remains, with the time left estimated from the finished epochs.
+fn status(plan: &Plan) -> Result<(), String> {
+    let runs = plan.runs();
+    let mut remaining = 0.0;
+    let jobs = 2.0;
+    println!(
+        "{:<14} {:>4} {:>9} {:>10}  folder",
+        "method", "seed", "epochs", "s/epoch"
+    );
+    for run in &runs {
+        let per_epoch = seconds_per_epoch(plan, &run.method);
+        let done = run.epochs_done();
+        remaining += (run.epochs - done) as f64 * per_epoch.unwrap_or(f64::NAN);
+        println!(
+            "{:<14} {:>4} {:>4}/{:<4} {:>10}  {}{}",
+            run.method,
+            run.seed,
+            done,
+            run.epochs,
+            per_epoch.map_or("?".into(), |s| format!("{s:.0}")),
+            run.dir.display(),
+            if run.finished() { "  done" } else { "" }
+        );
+    }
+    let finished = runs.iter().filter(|r| r.finished()).count();
+    println!("\n{finished} of {} runs finished", runs.len());
+    if remaining.is_nan() {
+        println!("time left: unknown until every method has finished an epoch");
+    } else {
+        println!(
+            "time left: about {:.1} h on this machine with --jobs 2 (from the seconds per epoch \
+             measured so far)",
+            remaining / jobs / 3600.0
+        );
+    }
+    Ok(())
+}
+
+/// Mean seconds per epoch of `method` over its finished epochs (any seed), from the timestamps
+/// Burn's Learner writes per epoch.
+fn seconds_per_epoch(plan: &Plan, method: &str) -> Option<f64> {
+    let dirs: Vec<PathBuf> = match method {
+        "hs" => vec![plan.hs_dir()],
+        _ => (0..plan.seeds).map(|s| plan.run_dir(method, s)).collect(),
+    };
+    let times: Vec<f64> = dirs
+        .iter()
+        .filter_map(|d| read_outcome(d).ok())
+        .map(|o| o.seconds_per_epoch)
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .collect();
+    (!times.is_empty()).then(|| stats::mean(&times))
+}
+
+/// What one finished run reports.
+#[derive(Debug, Clone)]
+struct Outcome {
+    top1: f64,
+    seconds_per_epoch: f64,
+    peak_memory_mib: Option<f64>,
+}
+
+fn read_outcome(dir: &Path) -> Result<Outcome, String> {
+    let path = dir.join("outcome.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Outcome {
+        top1: value["test"]["top1"]
+            .as_f64()
+            .ok_or_else(|| format!("{}: no test top-1", path.display()))?,
+        seconds_per_epoch: value["seconds_per_epoch"].as_f64().unwrap_or(f64::NAN),
+        peak_memory_mib: value["peak_memory_bytes"]
+            .as_f64()
+            .map(|b| b / f64::from(1 << 20)),
+    })
+}
+
+/// The per-epoch test top-1 of a run (`valid_top1` of its metrics.csv), in epoch order.
+fn test_curve(dir: &Path) -> Result<Vec<f64>, String> {
+    let path = dir.join("metrics.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let column = header
+        .iter()
+        .position(|c| *c == "valid_top1")
+        .ok_or_else(|| format!("{}: no valid_top1 column", path.display()))?;
+    lines
+        .map(|line| {
+            line.split(',')
+                .nth(column)
+                .and_then(|v| v.parse::<f64>().ok())
+                .ok_or_else(|| format!("{}: bad row `{line}`", path.display()))
+        })
+        .collect()
+}
+
+/// The gain of `curve` over its last 10 % of epochs (at least one epoch): the last value minus
+/// the value before that window.
+pub fn late_gain(curve: &[f64]) -> Option<f64> {
+    let window = (curve.len() / 10).max(1);
+    (curve.len() > window).then(|| curve[curve.len() - 1] - curve[curve.len() - 1 - window])
+}
+
+/// One finished run in the report.
+struct Finished {
+    method: String,
+    seed: u64,
+    outcome: Outcome,
+    curve: Vec<f64>,
+}
+
+fn collect(plan: &Plan) -> Result<Vec<Finished>, String> {
+    let mut all = Vec::new();
+    for run in plan.runs().into_iter().filter(|r| r.method != "hs") {
+        all.push(Finished {
+            outcome: read_outcome(&run.dir)?,
+            curve: test_curve(&run.dir)?,
+            method: run.method,
+            seed: run.seed,
+        });
+    }
+    Ok(all)
+}
+
+fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
+    let runs = collect(plan)?;
+    let top1 = |method: &str| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.method == method)
+            .map(|r| r.outcome.top1)
+            .collect()
+    };
+    let mut table = String::from(
+        "| method | top-1 (%) mean ± std | seeds | min – max | last-10 % gain (max) | s / epoch | peak memory (MiB) |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut failures = Vec::new();
+    let mut unconverged = Vec::new();
+    for (method, description) in METHODS {
+        let mine: Vec<&Finished> = runs.iter().filter(|r| r.method == method).collect();
+        let values = top1(method);
+        let gains: Vec<f64> = mine.iter().filter_map(|r| late_gain(&r.curve)).collect();
+        let max_gain = gains.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        for r in &mine {
+            if late_gain(&r.curve).is_some_and(|g| g >= PLATEAU_POINTS) {
+                unconverged.push(format!("{method} seed {}", r.seed));
+            }
+        }
+        let seconds = stats::mean(
+            &mine
+                .iter()
+                .map(|r| r.outcome.seconds_per_epoch)
+                .collect::<Vec<_>>(),
+        );
+        let memory = mine
+            .iter()
+            .filter_map(|r| r.outcome.peak_memory_mib)
+            .fold(0.0, f64::max);
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        table.push_str(&format!(
+            "| {description} | {:.2} ± {:.2} | {} | {lo:.2} – {hi:.2} | {max_gain:+.2} | {seconds:.1} | {memory:.0} |\n",
+            stats::mean(&values),
+            stats::std(&values),
+            values.len(),
+        ));
+        if plan.quick && values.iter().any(|&v| v < 20.0) {
+            failures.push(format!("{method}: top-1 {values:?}"));
+        }
+    }
+    table.push_str(
+        "\n| difference | estimate (points) | 95 % CI (Welch) | df |\n|---|---|---|---|\n",
+    );
+    let repopt_top1 = top1("repopt");
+    let mut differences = Vec::new();
+    for other in [
+        "plain",
+        "repvgg",
+        "repopt-ones",
+        "reinit-only",
+        "mults-only",
+    ] {
+        if let Some(d) = stats::welch(&repopt_top1, &top1(other)) {
+            table.push_str(&format!(
+                "| RepOpt − {other} | {:+.2} | [{:+.2}, {:+.2}] | {:.1} |\n",
+                d.estimate, d.low, d.high, d.df
+            ));
+            differences.push(serde_json::json!({
+                "minus": other, "estimate": d.estimate, "ci95": [d.low, d.high], "df": d.df,
+            }));
+        }
+    }
+    table.push_str(&format!(
+        "\nConvergence (test top-1 gain over the last 10 % of epochs < {PLATEAU_POINTS} points): {}\n",
+        if unconverged.is_empty() {
+            "met by every run".to_string()
+        } else {
+            format!("NOT met by {}", unconverged.join(", "))
+        }
+    ));
+
+    let out = &plan.out;
+    let summary = out.join("results.md");
+    write(&summary, &table)?;
+    let json = out.join("results.json");
+    let per_run: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "method": r.method, "seed": r.seed, "top1": r.outcome.top1,
+                "seconds_per_epoch": r.outcome.seconds_per_epoch,
+                "peak_memory_mib": r.outcome.peak_memory_mib,
+                "test_top1_per_epoch": r.curve,
+            })
+        })
+        .collect();
+    let document = serde_json::json!({
+        "protocol": {
+            "data": if plan.quick { "8,000 CIFAR-10 training images, 1,000 test images" }
+                    else { "all 50,000 CIFAR-10 training images, the 10,000 test images" },
+            "epochs": plan.epochs, "hs_epochs": plan.hs_epochs, "seeds": plan.seeds,
+            "flags": plan.common("DATA"),
+            "plateau_points": PLATEAU_POINTS,
+        },
+        "runs": per_run,
+        "differences": differences,
+    });
+    write(
+        &json,
+        &serde_json::to_string_pretty(&document).expect("json"),
+    )?;
+
+    let curves_png = out.join("curves.png");
+    let scales_png = out.join("scales.png");
+    let dirs: Vec<String> = METHODS
+        .iter()
+        .map(|(m, _)| plan.run_dir(m, 0).display().to_string())
+        .collect();
+    let labels: Vec<&str> = METHODS.iter().map(|(m, _)| *m).collect();
+    let mut plot = Command::new(repopt);
+    plot.args([
+        "plot",
+        "--runs",
+        &dirs.join(","),
+        "--labels",
+        &labels.join(","),
+    ])
+    .arg("--out")
+    .arg(&curves_png);
+    crate::run(plot)?;
+    let mut plot = Command::new(repopt);
+    plot.arg("plot")
+        .arg("--scales")
+        .arg(plan.hs_dir().join("scales.safetensors"))
+        .arg("--out")
+        .arg(&scales_png);
+    crate::run(plot)?;
+    println!(
+        "\n{table}\ncurves {}\nscales {}",
+        curves_png.display(),
+        scales_png.display()
+    );
+    if docs {
+        for (from, to) in [
+            (&curves_png, "docs/results-curves.png"),
+            (&scales_png, "docs/results-scales.png"),
+            (&summary, "docs/results-table.md"),
+            (&json, "docs/results.json"),
+        ] {
+            std::fs::copy(from, to).map_err(|e| format!("{to}: {e}"))?;
+        }
+        println!("copied the table, results.json and pictures into docs/");
+    }
+    if !failures.is_empty() {
+        return Err(format!(
+            "methods that did not learn (chance is 10 %): {}",
+            failures.join("; ")
+        ));
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `<out>/data/cifar10-jpg` extracted from the shared archive (once), or the folder given.
+fn cifar10(repro: &Repro) -> Result<PathBuf, String> {
+    let archive = match &repro.data {
+        Some(path) if path.is_dir() => return Ok(path.clone()),
+        Some(path) => path.clone(),
+        None => crate::shared_dir().join("data/cifar10-jpg.tar.gz"),
+    };
+    let root = repro.out.join("data/cifar10-jpg");
+    if root.join("train").is_dir() && root.join("test").is_dir() {
+        return Ok(root);
+    }
+    if !archive.is_file() {
+        return Err(format!(
+            "CIFAR-10 not found at {}: pass --data with the cifar10-jpg.tar.gz archive or an \
+             extracted folder holding train/<class>/ and test/<class>/",
+            archive.display()
+        ));
+    }
+    let dest = repro.out.join("data");
+    std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    println!("extracting {} into {}", archive.display(), dest.display());
+    let mut tar = Command::new("tar");
+    tar.arg("-xzf").arg(&archive).arg("-C").arg(&dest);
+    crate::run(tar)?;
+    Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_gain_reads_the_last_tenth() {
+        let curve: Vec<f64> = (0..30).map(|e| 50.0 + e as f64).collect();
+        assert_eq!(late_gain(&curve), Some(3.0));
+        assert_eq!(late_gain(&[10.0, 12.0]), Some(2.0));
+        assert_eq!(late_gain(&[10.0]), None);
+    }
+
+    #[test]
+    fn a_run_with_checkpoints_resumes() {
+        let dir = std::env::temp_dir().join(format!("repro-resume-{}", std::process::id()));
+        let plan = Plan::new(&Repro {
+            quick: true,
+            data: None,
+            out: dir.clone(),
+            seeds: None,
+            epochs: None,
+            hs_epochs: None,
+            docs: false,
+            status: false,
+            jobs: 2,
+            profile: "dev".into(),
+            repopt: None,
+        })
+        .unwrap();
+        let run = &plan.runs()[1];
+        assert!(!run.args(&plan, "D", "S").contains(&"--resume".to_string()));
+        std::fs::create_dir_all(run.dir.join("checkpoint")).unwrap();
+        std::fs::write(run.dir.join("checkpoint/model-1.bpk"), b"").unwrap();
+        assert_eq!(run.epochs_done(), 1);
+        assert!(run.args(&plan, "D", "S").contains(&"--resume".to_string()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A later sitting takes the recorded plan; a contradicting flag is refused.
+    #[test]
+    fn the_plan_is_kept_between_sittings() {
+        let dir = std::env::temp_dir().join(format!("repro-plan-{}", std::process::id()));
+        let settings = |epochs| Repro {
+            quick: false,
+            data: None,
+            out: dir.clone(),
+            seeds: None,
+            epochs,
+            hs_epochs: None,
+            docs: false,
+            status: false,
+            jobs: 2,
+            profile: "dev".into(),
+            repopt: None,
+        };
+        Plan::new(&settings(Some(12))).unwrap().record().unwrap();
+        assert_eq!(Plan::new(&settings(None)).unwrap().epochs, 12);
+        assert_eq!(Plan::new(&settings(Some(12))).unwrap().epochs, 12);
+        let refused = Plan::new(&settings(Some(13))).unwrap_err();
+        assert!(refused.contains("--epochs 13"), "{refused}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Every method of the plan, the search first, each seed in turn.
+    #[test]
+    fn the_plan_covers_every_method_and_seed() {
+        let plan = Plan::new(&Repro {
+            quick: false,
+            data: None,
+            out: "x".into(),
+            seeds: None,
+            epochs: None,
+            hs_epochs: None,
+            docs: false,
+            status: false,
+            jobs: 2,
+            profile: "dev".into(),
+            repopt: None,
+        })
+        .unwrap();
+        let runs = plan.runs();
+        assert_eq!(runs.len(), 1 + 3 * METHODS.len());
+        assert_eq!(runs[0].method, "hs");
+        let scaled: Vec<_> = runs
+            .iter()
+            .filter(|r| r.args(&plan, "D", "S").contains(&"--scales".to_string()))
+            .map(|r| r.method.clone())
+            .collect();
+        assert_eq!(scaled.len(), 9);
+        assert!(
+            scaled
+                .iter()
+                .all(|m| ["repopt", "reinit-only", "mults-only"].contains(&m.as_str()))
+        );
+    }
+}
