@@ -178,7 +178,7 @@ pub struct TrainArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub num_blocks: Option<Vec<usize>>,
     /// Width multipliers, e.g. 0.75,0.75,0.75,2.5.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<Vec<f32>>,
     /// What to train (train only) [default: repopt].
@@ -203,15 +203,15 @@ pub struct TrainArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drop_last: Option<bool>,
     /// Peak learning rate [default: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     /// Learning rate the warm-up starts from [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup_lr: Option<f64>,
     /// Floor of the cosine decay [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_lr: Option<f64>,
     /// Scale --lr, --warmup-lr and --min-lr by batch size / 256 (the official ImageNet rule)
@@ -220,7 +220,7 @@ pub struct TrainArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linear_lr_scaling: Option<bool>,
     /// SGD momentum [default: 0.9].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
     /// Nesterov momentum [default: true].
@@ -228,20 +228,20 @@ pub struct TrainArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nesterov: Option<bool>,
     /// Weight decay on conv/linear weights [default: 5e-4].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f32>,
     /// Warm-up epochs: a linear ramp from --warmup-lr alongside one cosine over the whole run
     /// (the official timm schedule) [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup_epochs: Option<f64>,
     /// Label smoothing [default: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_smoothing: Option<f32>,
     /// Clip the global gradient norm of all parameters together (hyper-search only).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm: Option<f32>,
     /// Data-loading threads; 0 = bit-reproducible [default: 2].
@@ -282,6 +282,13 @@ impl TrainArgs {
                     "{flag} needs 4 comma-separated values, one per stage, got {len}"
                 )));
             }
+        }
+        if let Some(width) = &self.width
+            && let Some(bad) = width.iter().find(|w| !(w.is_finite() && **w > 0.0))
+        {
+            return Err(TrainError::Config(format!(
+                "--width needs 4 positive multipliers, got {bad} in {width:?}"
+            )));
         }
         let base = match &self.config {
             Some(path) => RunConfig::load(path)?,

@@ -1,15 +1,64 @@
 //! `repopt`: hyper-search, scale extraction, training, evaluation and equivalence checks.
+//!
+//! Every failure ends in one line on stderr. A panic (from a dependency: the CLI checks what it
+//! can before training starts) is caught here and reported the same way, naming the run folder;
+//! the panic's own report and backtrace are printed only when `RUST_BACKTRACE` is set.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Parser;
 use repopt_train::cli::{Cli, main_with};
 
+/// The first panic's message and place, kept by the hook for the one-line report.
+static PANIC: Mutex<Option<String>> = Mutex::new(None);
+
 fn main() -> ExitCode {
-    match main_with(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+    let cli = Cli::parse();
+    let folder = cli.run_folder();
+    if std::env::var_os("RUST_BACKTRACE").is_none() {
+        panic::set_hook(Box::new(|info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            let place = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let mut first = PANIC.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(|| format!("{}{place}", message.replace('\n', " ")));
+        }));
+    }
+    let result = panic::catch_unwind(AssertUnwindSafe(|| main_with(cli)));
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(error)) => {
             eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            let what = PANIC
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_else(|| "unknown panic".into());
+            let place = folder
+                .map(|f| {
+                    format!(
+                        "; the run folder {} keeps its last complete checkpoint (continue with \
+                         --resume)",
+                        f.display()
+                    )
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "error: internal failure: {what}{place}. Rerun with RUST_BACKTRACE=1 for the \
+                 backtrace"
+            );
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,163 @@
+//! A crash loses nothing: `repopt train` killed with SIGKILL mid-epoch resumes to the same
+//! final weights as an uninterrupted run, bit for bit, and a damaged newest checkpoint makes
+//! resume fall back to the previous kept one.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+use repopt_train::RunRecord;
+
+fn args(data: &str, out: &Path, resume: bool) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        "--method",
+        "repopt-ones",
+        "--data",
+        data,
+        "--preset",
+        "tiny",
+        "--width",
+        "0.25,0.25,0.25,0.25",
+        "--train-limit",
+        "2560",
+        "--test-limit",
+        "200",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--workers",
+        "0",
+        "--seed",
+        "5",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(["--out".into(), out.display().to_string()]);
+    if resume {
+        args.push("--resume".into());
+    }
+    args
+}
+
+fn repopt(args: &[String]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
+        .args(args)
+        .output()
+        .expect("run repopt");
+    eprintln!(
+        "$ repopt {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "repopt {} failed", args.join(" "));
+    output
+}
+
+/// Every parameter value of a run's final model, in visiting order.
+fn weights(dir: &Path) -> Vec<Vec<u32>> {
+    struct Collect(Vec<Vec<u32>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let values: Vec<f32> = param
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap();
+            self.0.push(values.into_iter().map(f32::to_bits).collect());
+        }
+    }
+    let model = RunRecord::load(dir)
+        .unwrap()
+        .load_model(dir, &Device::flex())
+        .unwrap();
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
+}
+
+fn fashion_mnist() -> Option<&'static str> {
+    let dir = common::FASHION_MNIST_DIR;
+    common::require_data(
+        Path::new(dir),
+        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
+    )
+    .then_some(dir)
+}
+
+#[test]
+fn killed_mid_epoch_resumes_to_the_same_weights() {
+    let Some(data) = fashion_mnist() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    repopt(&args(data, &whole, false));
+
+    let killed = tmp.path().join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_repopt"))
+        .args(args(data, &killed, false))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first epoch's checkpoint is complete, then kill during the second epoch.
+    let first = killed.join("checkpoint/scheduler-1.bpk");
+    let started = Instant::now();
+    while !first.is_file() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 5 minutes"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !killed.join("model.bpk").exists(),
+        "the run finished before the kill; make it longer"
+    );
+
+    let log = repopt(&args(data, &killed, true));
+    assert!(
+        String::from_utf8_lossy(&log.stdout).contains("resuming at epoch"),
+        "the second invocation did not resume"
+    );
+    assert_eq!(weights(&whole), weights(&killed));
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
+    let Some(data) = fashion_mnist() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    repopt(&args(data, &whole, false));
+
+    // Epochs 2 and 3 are kept; truncate epoch 3's optimizer file, as a full disk would.
+    let damaged = tmp.path().join("damaged");
+    common::copy_dir(&whole, &damaged);
+    std::fs::remove_file(damaged.join("model.bpk")).unwrap();
+    std::fs::remove_file(damaged.join("outcome.json")).unwrap();
+    let optim = damaged.join("checkpoint/optim-3.bpk");
+    let bytes = std::fs::read(&optim).unwrap();
+    std::fs::write(&optim, &bytes[..bytes.len() / 2]).unwrap();
+
+    let log = repopt(&args(data, &damaged, true));
+    let stderr = String::from_utf8_lossy(&log.stderr);
+    assert!(
+        stderr.contains("epoch 3 is damaged") && stderr.contains("optim-3.bpk"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&log.stdout).contains("resuming at epoch 3"));
+    assert_eq!(weights(&whole), weights(&damaged));
+}

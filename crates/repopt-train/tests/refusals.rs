@@ -1,0 +1,131 @@
+//! Settings that cannot work are refused before training starts, in one line naming the flag;
+//! a two-class data set trains (no top-5 metric where it has no meaning).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn repopt(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
+        .args(args)
+        .output()
+        .expect("run repopt");
+    eprintln!(
+        "$ repopt {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The one-line error of a command that must fail before any training.
+fn refused(extra: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mut args = vec![
+        "train",
+        "--method",
+        "plain",
+        "--data",
+        common::FASHION_MNIST_DIR,
+        "--preset",
+        "tiny",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let output = repopt(&args);
+    assert!(!output.status.success(), "{extra:?} should be refused");
+    assert!(
+        !out.join("checkpoint").exists(),
+        "{extra:?} started training"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn impossible_settings_are_refused_naming_the_flag() {
+    if !common::require_data(
+        Path::new(common::FASHION_MNIST_DIR),
+        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
+    ) {
+        return;
+    }
+    for (flags, named) in [
+        (&["--width", "0,0,0,0"][..], "--width"),
+        (&["--width", "1,-1,1,1"][..], "--width"),
+        (&["--width", "NaN,1,1,1"][..], "--width"),
+        (&["--width", "1,1,1"][..], "--width"),
+        (&["--num-blocks", "1,1,1,1,1"][..], "--num-blocks"),
+        (&["--num-blocks", "1,0,1,1"][..], "--num-blocks"),
+        (&["--momentum", "1.5"][..], "--momentum"),
+        (&["--momentum", "-0.1"][..], "--momentum"),
+        (&["--weight-decay", "-1e-4"][..], "--weight-decay"),
+        (&["--lr", "0"][..], "--lr"),
+        (&["--min-lr", "0.5", "--lr", "0.1"][..], "--min-lr"),
+        (&["--image-size", "2"][..], "--image-size"),
+        (&["--clip-grad-norm", "5"][..], "clipping"),
+    ] {
+        let message = refused(flags);
+        assert!(message.contains(named), "{flags:?}: {message}");
+    }
+}
+
+/// Learning rates above 1 are legitimate for large-batch recipes.
+#[test]
+fn large_learning_rates_are_allowed() {
+    let config = repopt_train::RunConfig {
+        data: "x".into(),
+        method: repopt_train::Method::Plain,
+        lr: 2.4,
+        ..Default::default()
+    };
+    if let Err(e) = config.validate() {
+        panic!("lr 2.4 refused: {e}");
+    }
+}
+
+/// A two-class image folder (cats vs dogs) trains and evaluates: top-5 is not reported there.
+#[test]
+fn two_classes_train_without_a_top5_metric() {
+    let archive = common::cifar10_jpg_archive();
+    if !common::require_data(&archive, "CIFAR-10 JPEG archive cifar10-jpg.tar.gz") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let test = common::extract_cifar10_subset(&archive, tmp.path(), "test", &["00"]);
+    let root = tmp.path().join("cats-dogs");
+    for split in ["train", "test"] {
+        for class in ["cat", "dog"] {
+            common::copy_dir(&test.join(class), &root.join(split).join(class));
+        }
+    }
+    let out = tmp.path().join("run");
+    let output = repopt(&[
+        "train",
+        "--method",
+        "plain",
+        "--data",
+        root.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--width",
+        "0.25,0.25,0.25,0.25",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--workers",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(csv.contains("valid_top1") && !csv.contains("top5"), "{csv}");
+}
