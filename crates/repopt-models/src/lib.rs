@@ -20,6 +20,7 @@ mod error;
 mod handler;
 mod model;
 mod norm;
+pub mod quant;
 mod scales;
 pub mod weights;
 
