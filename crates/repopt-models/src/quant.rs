@@ -224,6 +224,47 @@ impl RepOptVgg {
         Ok(self)
     }
 
+    /// The signal-to-quantization-noise ratio `10·log10(‖W‖² / ‖W − Ŵ‖²)` (dB) of every block's
+    /// kernel and of the classifier under `granularity`, in forward order (`∞` when exact).
+    pub fn weight_sqnr(&self, granularity: WeightGranularity) -> Vec<(String, f64)> {
+        let sqnr = |values: Vec<f32>, out: usize| {
+            let mut quantized = values.clone();
+            fake_quant_weights(&mut quantized, out, granularity);
+            let signal: f64 = values.iter().map(|v| f64::from(*v).powi(2)).sum();
+            let noise: f64 = values
+                .iter()
+                .zip(&quantized)
+                .map(|(v, q)| f64::from(v - q).powi(2))
+                .sum();
+            10.0 * (signal / noise).log10()
+        };
+        let data = |t: Tensor<4>| -> Vec<f32> {
+            t.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32")
+        };
+        let mut out: Vec<(String, f64)> = self
+            .blocks()
+            .into_iter()
+            .filter_map(|block| {
+                let kernel = block
+                    .conv
+                    .as_ref()
+                    .or(block.conv_3x3.as_ref())?
+                    .weight
+                    .val();
+                let channels = kernel.dims()[0];
+                Some((block.spec.name.clone(), sqnr(data(kernel), channels)))
+            })
+            .collect();
+        let linear = self.linear.weight.val().transpose();
+        let outputs = linear.dims()[0];
+        let values = linear.into_data().try_into_vec::<f32>().expect("f32");
+        out.push(("linear".into(), sqnr(values, outputs)));
+        out
+    }
+
     /// Logits with activations quantized at every point of
     /// [`quantization_points`](Self::quantization_points) that `grids` covers (`None` keeps a
     /// point in `f32`).

@@ -87,6 +87,12 @@ pub enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Post-training int8 quantization of a trained run in its deployed form (target: BN
+    /// folded; RepVGG: fused), evaluated on the test images for each scheme: weights symmetric
+    /// int8 (Burn's Q8F) per output channel or per tensor; activations uint8 at every block
+    /// input and the classifier input, their ranges calibrated on training images by min-max or
+    /// by percentiles; the first block and the classifier quantized or kept in f32.
+    Quantize(QuantizeArgs),
     /// Check GR = CSLA: train a CSLA model with SGD and the equivalent target with the
     /// RepOptimizer on the same batches and print how far their kernels drift apart.
     Verify(VerifyArgs),
@@ -128,6 +134,7 @@ impl Cli {
                 .ok()
                 .or_else(|| args.out.clone()),
             Command::ExtractScales { run, .. } | Command::Eval { run, .. } => Some(run.clone()),
+            Command::Quantize(args) => Some(args.run.clone()),
             _ => None,
         }
     }
@@ -305,6 +312,40 @@ impl TrainArgs {
     }
 }
 
+/// Settings of `quantize`; each list flag takes several values, and every combination is
+/// evaluated.
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    /// The run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Training images the activation ranges are calibrated on (no augmentation).
+    #[arg(long, default_value_t = 1000)]
+    pub calibration_images: usize,
+    /// Weight scales: per-channel (one per output channel), per-tensor (one per layer).
+    #[arg(long, value_delimiter = ',', default_value = "per-channel,per-tensor", value_parser = ["per-channel", "per-tensor"])]
+    pub weights: Vec<String>,
+    /// Activation ranges: minmax (smallest and largest value seen), percentile (see
+    /// --percentile).
+    #[arg(long, value_delimiter = ',', default_value = "minmax,percentile", value_parser = ["minmax", "percentile"])]
+    pub activations: Vec<String>,
+    /// The percentile of the percentile calibration (its low end: 100 − p).
+    #[arg(long, default_value_t = 99.99)]
+    pub percentile: f64,
+    /// The first block and the classifier: int8 (quantized like the rest) or f32 (kept).
+    #[arg(long, value_delimiter = ',', default_value = "int8,f32", value_parser = ["int8", "f32"])]
+    pub first_last: Vec<String>,
+    /// Evaluate on a random subset of this many test images.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Device (cpu, wgpu, cuda:N).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Where the JSON report goes [default: <run>/quantization.json].
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
 /// Settings of `verify`.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -411,6 +452,7 @@ pub fn main_with(cli: Cli) -> Result<()> {
             println!("{}: {report}", run.display());
             Ok(())
         }
+        Command::Quantize(args) => quantize(&args),
         Command::Verify(args) => verify(&args),
         Command::InspectScales { file, preset } => inspect_scales(&file, preset.as_deref()),
         Command::Plot {
@@ -481,6 +523,48 @@ fn plot(
         }
     }
     println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn quantize(args: &QuantizeArgs) -> Result<()> {
+    use repopt_models::quant::{Calibration, WeightGranularity};
+    if !(args.percentile > 50.0 && args.percentile <= 100.0) {
+        return Err(TrainError::Config(format!(
+            "--percentile must be in (50, 100], got {}",
+            args.percentile
+        )));
+    }
+    let request = crate::quantize::QuantizeRequest {
+        run: args.run.clone(),
+        calibration_images: args.calibration_images,
+        weights: args
+            .weights
+            .iter()
+            .map(|w| match w.as_str() {
+                "per-tensor" => WeightGranularity::PerTensor,
+                _ => WeightGranularity::PerChannel,
+            })
+            .collect(),
+        activations: args
+            .activations
+            .iter()
+            .map(|a| match a.as_str() {
+                "percentile" => Calibration::Percentile(args.percentile),
+                _ => Calibration::MinMax,
+            })
+            .collect(),
+        first_and_last: args.first_last.iter().map(|f| f == "int8").collect(),
+        test_limit: args.test_limit,
+        device: parse_device(&args.device)?,
+    };
+    let report = crate::quantize::quantize(&request)?;
+    println!("{}", report.table());
+    let json = args
+        .json
+        .clone()
+        .unwrap_or_else(|| args.run.join("quantization.json"));
+    report.save(&json)?;
+    println!("report: {}", json.display());
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::Tensor;
 use repopt_models::{BlockMode, RepOptVgg};
 use serde::{Deserialize, Serialize};
 
@@ -41,12 +42,20 @@ pub fn evaluate(model: &RepOptVgg, loader: Arc<dyn DataLoader<ImageBatch>>) -> R
     if model.mode() == BlockMode::RepVgg {
         model = model.fuse_repvgg()?;
     }
+    evaluate_with(loader, |images| model.forward(images))
+}
+
+/// Top-1 / top-5 accuracy and loss of the logits `forward` gives for every batch of `loader`.
+pub fn evaluate_with(
+    loader: Arc<dyn DataLoader<ImageBatch>>,
+    forward: impl Fn(Tensor<4>) -> Tensor<2>,
+) -> Result<EvalReport> {
     let (mut samples, mut top1, mut top5, mut loss_sum) = (0usize, 0usize, 0usize, 0f64);
     for batch in loader.iter() {
         let batch = batch.map_err(|e| TrainError::Stopped(format!("evaluation data: {e}")))?;
         let device = batch.images.device();
         let n = batch.targets.dims()[0];
-        let logits = model.forward(batch.images);
+        let logits = forward(batch.images);
         let loss = CrossEntropyLossConfig::new()
             .init(&device)
             .forward(logits.clone(), batch.targets.clone());

@@ -16,6 +16,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod plot;
+pub mod quantize;
 pub mod renderer;
 pub mod schedule;
 pub mod trainer;

@@ -1,0 +1,276 @@
+//! `repopt quantize`: post-training int8 quantization of a trained run in its deployed form
+//! (target: BN folded into the conv; RepVGG: the three branches fused), calibrated on training
+//! images and evaluated on the test images, for every scheme asked for.
+//!
+//! The arithmetic is [`repopt_models::quant`]'s, simulated in `f32`: the accuracy is that of an
+//! int8 kernel with the same scales; the speed is not measured here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::data::dataset::Dataset;
+use burn::data::dataset::transform::{PartialDataset, ShuffledDataset};
+use burn::module::Module;
+use burn::tensor::Device;
+use repopt_core::tensor_io::write_atomic;
+use repopt_models::quant::{
+    ActivationQuant, Calibration, QuantSettings, WeightGranularity, calibrated_range,
+};
+use repopt_models::{BlockMode, RepOptVgg};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{LoaderOptions, eval_loader};
+use crate::error::{Result, TrainError, file_error};
+use crate::eval::{EvalReport, evaluate_with};
+use crate::trainer::{RunRecord, open_data};
+
+/// Values kept per quantization point for calibration (a strided sample beyond that).
+const MAX_CALIBRATION_VALUES: usize = 4_000_000;
+
+/// What `repopt quantize` measures.
+#[derive(Debug, Clone)]
+pub struct QuantizeRequest {
+    /// The run folder.
+    pub run: PathBuf,
+    /// Training images the activation ranges are calibrated on.
+    pub calibration_images: usize,
+    /// Weight granularities to evaluate.
+    pub weights: Vec<WeightGranularity>,
+    /// Activation calibrations to evaluate.
+    pub activations: Vec<Calibration>,
+    /// Whether the first block and the classifier are quantized, for each value given.
+    pub first_and_last: Vec<bool>,
+    /// Evaluate on a random subset of this many test images.
+    pub test_limit: Option<usize>,
+    /// The device.
+    pub device: Device,
+}
+
+/// One scheme's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SchemeResult {
+    /// Weight granularity.
+    pub weights: WeightGranularity,
+    /// Activation calibration.
+    pub activations: Calibration,
+    /// Whether the first block and the classifier are quantized.
+    pub first_and_last: bool,
+    /// The int8 model's evaluation.
+    pub int8: EvalReport,
+    /// Top-1 lost against the float model (points).
+    pub drop: f64,
+}
+
+/// The weight quantization error of one layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerSqnr {
+    /// Block name, or `linear`.
+    pub layer: String,
+    /// SQNR with per-channel scales (dB).
+    pub per_channel: f64,
+    /// SQNR with one scale per tensor (dB).
+    pub per_tensor: f64,
+}
+
+/// The float model and every scheme.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuantizeReport {
+    /// The run folder.
+    pub run: PathBuf,
+    /// The method the run trained.
+    pub method: String,
+    /// Calibration images used.
+    pub calibration_images: usize,
+    /// The deployed float model's evaluation.
+    pub fp32: EvalReport,
+    /// Per layer (forward order) the weight SQNR in dB, per channel and per tensor.
+    pub weight_sqnr_db: Vec<LayerSqnr>,
+    /// Each scheme.
+    pub schemes: Vec<SchemeResult>,
+}
+
+/// The run's model in its deployed form, in eval mode.
+pub fn deployed(record: &RunRecord, run: &Path, device: &Device) -> Result<RepOptVgg> {
+    let conv = crate::config::default_conv(&record.config.device);
+    let model = record.load_model(run, device)?.with_conv_impl(conv).valid();
+    let deployed = match model.mode() {
+        BlockMode::Target => model.fuse_target()?,
+        BlockMode::RepVgg => model.fuse_repvgg()?,
+        BlockMode::Deploy => model,
+        BlockMode::HyperSearch | BlockMode::Csla => model.equivalent_target()?.fuse_target()?,
+    };
+    Ok(deployed)
+}
+
+/// Runs the request: calibrates once per calibration method and evaluates every scheme.
+pub fn quantize(request: &QuantizeRequest) -> Result<QuantizeReport> {
+    let record = RunRecord::load(&request.run)?;
+    let mut config = record.config.clone();
+    config.test_limit = request.test_limit.or(config.test_limit);
+    let model = deployed(&record, &request.run, &request.device)?;
+    let data = open_data(&config)?;
+    if request.calibration_images == 0 {
+        return Err(TrainError::Config(
+            "--calibration-images must be at least 1".into(),
+        ));
+    }
+    let options = LoaderOptions {
+        batch_size: config.batch_size,
+        num_workers: config.workers,
+        seed: config.seed,
+    };
+    let calibration_set: Arc<dyn Dataset<_>> = Arc::new(PartialDataset::new(
+        ShuffledDataset::new(data.train.clone(), config.seed ^ 0xCA1B),
+        0,
+        request.calibration_images.min(data.train.len()),
+    ));
+    let calibration_loader = || {
+        eval_loader(
+            calibration_set.clone(),
+            data.eval_transform.clone(),
+            data.normalize.clone(),
+            &options,
+            &request.device,
+        )
+    };
+    let test_loader = || {
+        eval_loader(
+            data.test.clone(),
+            data.eval_transform.clone(),
+            data.normalize.clone(),
+            &options,
+            &request.device,
+        )
+    };
+    let samples = collect_points(&model, calibration_loader())?;
+    let fp32 = evaluate_with(test_loader(), |x| model.forward(x))?;
+    let mut schemes = Vec::new();
+    for &activations in &request.activations {
+        let grids: Vec<ActivationQuant> = samples
+            .iter()
+            .map(|values| {
+                let (lo, hi) = calibrated_range(&mut values.clone(), activations);
+                ActivationQuant::from_range(lo, hi)
+            })
+            .collect();
+        for &weights in &request.weights {
+            for &first_and_last in &request.first_and_last {
+                let settings = QuantSettings {
+                    weights,
+                    first_and_last,
+                };
+                let quantized = model.clone().with_quantized_weights(settings)?;
+                let last = grids.len() - 1;
+                let used: Vec<Option<ActivationQuant>> = grids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| (first_and_last || (i != 0 && i != last)).then_some(*g))
+                    .collect();
+                let int8 = evaluate_with(test_loader(), |x| quantized.forward_quantized(x, &used))?;
+                schemes.push(SchemeResult {
+                    weights,
+                    activations,
+                    first_and_last,
+                    drop: fp32.top1 - int8.top1,
+                    int8,
+                });
+            }
+        }
+    }
+    let per_tensor = model.weight_sqnr(WeightGranularity::PerTensor);
+    let weight_sqnr_db = model
+        .weight_sqnr(WeightGranularity::PerChannel)
+        .into_iter()
+        .zip(per_tensor)
+        .map(|((layer, per_channel), (_, per_tensor))| LayerSqnr {
+            layer,
+            per_channel,
+            per_tensor,
+        })
+        .collect();
+    Ok(QuantizeReport {
+        run: request.run.clone(),
+        weight_sqnr_db,
+        method: record.config.method_name(),
+        calibration_images: calibration_set.len(),
+        fp32,
+        schemes,
+    })
+}
+
+/// The values seen at every quantization point over the calibration images (each point's
+/// sample capped at [`MAX_CALIBRATION_VALUES`] by keeping every k-th value of a batch).
+fn collect_points(
+    model: &RepOptVgg,
+    loader: Arc<dyn burn::data::dataloader::DataLoader<crate::data::ImageBatch>>,
+) -> Result<Vec<Vec<f32>>> {
+    let mut samples: Vec<Vec<f32>> = Vec::new();
+    for batch in loader.iter() {
+        let batch = batch.map_err(|e| TrainError::Stopped(format!("calibration data: {e}")))?;
+        let points = model.quantization_points(batch.images);
+        samples.resize_with(points.len(), Vec::new);
+        for (sample, point) in samples.iter_mut().zip(points) {
+            let values: Vec<f32> = point
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| TrainError::Stopped(format!("calibration values: {e:?}")))?;
+            let stride = (sample.len() + values.len())
+                .div_ceil(MAX_CALIBRATION_VALUES)
+                .max(1);
+            sample.extend(values.into_iter().step_by(stride));
+        }
+    }
+    if samples.is_empty() {
+        return Err(TrainError::Config("no calibration image".into()));
+    }
+    Ok(samples)
+}
+
+impl QuantizeReport {
+    /// The report as a Markdown table.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{} ({}), calibrated on {} training images; FP32 {}\n\n\
+             | weights | activations | first/last | INT8 top-1 (%) | drop (points) |\n\
+             |---|---|---|---|---|\n",
+            self.run.display(),
+            self.method,
+            self.calibration_images,
+            self.fp32
+        );
+        for s in &self.schemes {
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.2} | {:+.2} |\n",
+                match s.weights {
+                    WeightGranularity::PerChannel => "per channel",
+                    WeightGranularity::PerTensor => "per tensor",
+                },
+                match s.activations {
+                    Calibration::MinMax => "min-max".to_string(),
+                    Calibration::Percentile(p) => format!("percentile {p}"),
+                },
+                if s.first_and_last { "int8" } else { "f32" },
+                s.int8.top1,
+                s.drop
+            ));
+        }
+        let worst = self
+            .weight_sqnr_db
+            .iter()
+            .min_by(|a, b| a.per_tensor.total_cmp(&b.per_tensor));
+        if let Some(worst) = worst {
+            out.push_str(&format!(
+                "\nweight SQNR: lowest per tensor {:.1} dB ({}); per layer in the JSON report\n",
+                worst.per_tensor, worst.layer
+            ));
+        }
+        out
+    }
+
+    /// Writes the report as JSON to `path`, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("serializable");
+        write_atomic(path, text.as_bytes()).map_err(|e| file_error(path, e))
+    }
+}

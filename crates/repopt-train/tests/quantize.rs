@@ -1,0 +1,103 @@
+//! `repopt quantize` end to end on real images: a trained RepVGG (fused) and a plain target (BN
+//! folded) are quantized under every scheme and evaluated on the test images.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn repopt(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
+        .args(args)
+        .output()
+        .expect("run repopt");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!(
+        "$ repopt {}\n{stdout}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "repopt {} failed", args.join(" "));
+    stdout
+}
+
+#[test]
+fn trained_runs_quantize_and_evaluate_under_every_scheme() {
+    let data = common::FASHION_MNIST_DIR;
+    if !common::require_data(
+        Path::new(data),
+        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for method in ["repvgg", "plain"] {
+        let run = tmp.path().join(method);
+        let run = run.to_str().unwrap();
+        repopt(&[
+            "train",
+            "--method",
+            method,
+            "--data",
+            data,
+            "--preset",
+            "tiny",
+            "--width",
+            "0.25,0.25,0.25,0.25",
+            "--train-limit",
+            "1024",
+            "--test-limit",
+            "500",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--workers",
+            "0",
+            "--out",
+            run,
+        ]);
+        let table = repopt(&["quantize", "--run", run, "--calibration-images", "64"]);
+        assert!(
+            table.contains("per channel") && table.contains("percentile 99.99"),
+            "{table}"
+        );
+        let json = std::fs::read_to_string(Path::new(run).join("quantization.json")).unwrap();
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let schemes = report["schemes"].as_array().unwrap();
+        assert_eq!(
+            schemes.len(),
+            8,
+            "2 weight × 2 activation × 2 first/last schemes"
+        );
+        let fp32 = report["fp32"]["top1"].as_f64().unwrap();
+        assert!(fp32 > 30.0, "the float model did not learn: {fp32}");
+        for scheme in schemes {
+            let int8 = scheme["int8"]["top1"].as_f64().unwrap();
+            assert_eq!(scheme["int8"]["samples"].as_u64(), Some(500));
+            assert!((fp32 - int8 - scheme["drop"].as_f64().unwrap()).abs() < 1e-9);
+            assert!(int8 > 10.0, "{method} {scheme}: int8 accuracy {int8}");
+        }
+        let layers = report["weight_sqnr_db"].as_array().unwrap();
+        assert_eq!(layers.last().unwrap()["layer"], "linear");
+        for layer in layers {
+            let (c, t) = (
+                layer["per_channel"].as_f64().unwrap(),
+                layer["per_tensor"].as_f64().unwrap(),
+            );
+            // Per-channel steps are never coarser than the one per-tensor step, so the error is
+            // smaller over a whole layer (up to the luck of rounding).
+            assert!(c >= t - 0.5 && t > 10.0, "{layer}");
+        }
+    }
+    let help = repopt(&["quantize", "--help"]);
+    for word in [
+        "per-channel",
+        "per-tensor",
+        "minmax",
+        "percentile",
+        "calibration-images",
+    ] {
+        assert!(help.contains(word), "--help does not mention {word}");
+    }
+}
