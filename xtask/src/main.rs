@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod ptq;
 mod repro;
 mod stats;
 mod web;
@@ -34,6 +35,9 @@ enum Task {
     /// all-ones RepOptimizer and both ablations over several seeds, with confidence intervals;
     /// resumable (a finished run is kept, an unfinished one continues).
     Repro(repro::Repro),
+    /// The post-training int8 quantization study over the reproduction's RepOpt-VGG, RepVGG
+    /// and plain runs: FP32 vs INT8 per scheme over seeds, per-layer SQNR, kernel distributions.
+    Ptq(ptq::Ptq),
     /// Training and inference throughput and peak memory of RepOpt-VGG against RepVGG (tiny, A0,
     /// B1; one process per mode; release build); results in target/repopt-bench/.
     Bench {
@@ -174,6 +178,14 @@ fn demo(out: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes `text` to `path` through a temporary file, so that a reader never sees half of it.
+fn write_text(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// The folder of shared, uncommitted inputs: `$REPOPT_SHARED`, else `../shared` beside the
 /// workspace.
 fn shared_dir() -> PathBuf {
@@ -214,6 +226,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Demo { out } => demo(&out),
         Task::Repro(settings) => repro::repro(&settings),
+        Task::Ptq(settings) => ptq::ptq(&settings),
         Task::Bench { quick, json } => bench::bench(quick, json),
         Task::Web(settings) => web::web(&settings),
         Task::Test => {

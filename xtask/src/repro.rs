@@ -151,7 +151,7 @@ impl Plan {
             "quick": self.quick, "seeds": self.seeds, "epochs": self.epochs,
             "hs_epochs": self.hs_epochs,
         });
-        write(
+        crate::write_text(
             &Self::record_path(&self.out),
             &serde_json::to_string_pretty(&value).expect("json"),
         )
@@ -408,6 +408,12 @@ impl Queue {
 /// What is done and what remains, with the time left estimated from the finished epochs.
 fn status(plan: &Plan) -> Result<(), String> {
     let runs = plan.runs();
+    // Methods not yet measured are counted at the mean of those measured.
+    let measured: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| seconds_per_epoch(plan, &r.method))
+        .collect();
+    let fallback = (!measured.is_empty()).then(|| stats::mean(&measured));
     let mut remaining = 0.0;
     let jobs = 2.0;
     println!(
@@ -417,7 +423,7 @@ fn status(plan: &Plan) -> Result<(), String> {
     for run in &runs {
         let per_epoch = seconds_per_epoch(plan, &run.method);
         let done = run.epochs_done();
-        remaining += (run.epochs - done) as f64 * per_epoch.unwrap_or(f64::NAN);
+        remaining += (run.epochs - done) as f64 * per_epoch.or(fallback).unwrap_or(f64::NAN);
         println!(
             "{:<14} {:>4} {:>4}/{:<4} {:>10}  {}{}",
             run.method,
@@ -432,7 +438,7 @@ fn status(plan: &Plan) -> Result<(), String> {
     let finished = runs.iter().filter(|r| r.finished()).count();
     println!("\n{finished} of {} runs finished", runs.len());
     if remaining.is_nan() {
-        println!("time left: unknown until every method has finished an epoch");
+        println!("time left: unknown until a run has trained an epoch");
     } else {
         println!(
             "time left: about {:.1} h on this machine with --jobs 2 (from the seconds per epoch \
@@ -443,20 +449,31 @@ fn status(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// Mean seconds per epoch of `method` over its finished epochs (any seed), from the timestamps
-/// Burn's Learner writes per epoch.
+/// Mean seconds per epoch of `method` (training and evaluation) over the epochs its runs of any
+/// seed have finished, read from their logs (`epoch k/n train (X s)`, `… valid (Y s)`).
 fn seconds_per_epoch(plan: &Plan, method: &str) -> Option<f64> {
     let dirs: Vec<PathBuf> = match method {
         "hs" => vec![plan.hs_dir()],
         _ => (0..plan.seeds).map(|s| plan.run_dir(method, s)).collect(),
     };
-    let times: Vec<f64> = dirs
-        .iter()
-        .filter_map(|d| read_outcome(d).ok())
-        .map(|o| o.seconds_per_epoch)
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .collect();
-    (!times.is_empty()).then(|| stats::mean(&times))
+    let mut total = 0.0;
+    let mut epochs = 0usize;
+    for dir in dirs {
+        let Ok(log) = std::fs::read_to_string(dir.with_extension("log")) else {
+            continue;
+        };
+        for line in log.lines().filter(|l| l.starts_with("epoch ")) {
+            let seconds = line
+                .split_once(" (")
+                .and_then(|(_, rest)| rest.split_once(" s)"))
+                .and_then(|(s, _)| s.parse::<f64>().ok());
+            if let Some(seconds) = seconds {
+                total += seconds;
+                epochs += usize::from(line.contains(" train ("));
+            }
+        }
+    }
+    (epochs > 0).then(|| total / epochs as f64)
 }
 
 /// What one finished run reports.
@@ -609,7 +626,7 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
 
     let out = &plan.out;
     let summary = out.join("results.md");
-    write(&summary, &table)?;
+    crate::write_text(&summary, &table)?;
     let json = out.join("results.json");
     let per_run: Vec<serde_json::Value> = runs
         .iter()
@@ -633,7 +650,7 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
         "runs": per_run,
         "differences": differences,
     });
-    write(
+    crate::write_text(
         &json,
         &serde_json::to_string_pretty(&document).expect("json"),
     )?;
@@ -686,13 +703,6 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn write(path: &Path, text: &str) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `<out>/data/cifar10-jpg` extracted from the shared archive (once), or the folder given.

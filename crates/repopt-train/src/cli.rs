@@ -107,6 +107,13 @@ pub enum Command {
         /// A scales file to draw per block instead.
         #[arg(long)]
         scales: Option<PathBuf>,
+        /// Draw the per-layer weight SQNR of these `repopt quantize` reports instead.
+        #[arg(long, value_delimiter = ',')]
+        quantization: Vec<PathBuf>,
+        /// Draw the distribution of these runs' deployed 3x3 kernel values instead (each
+        /// layer's values over its largest magnitude, as per-tensor int8 sees them).
+        #[arg(long, value_delimiter = ',')]
+        kernels: Vec<PathBuf>,
         /// Architecture preset (for .pth scales files).
         #[arg(long)]
         preset: Option<String>,
@@ -459,9 +466,19 @@ pub fn main_with(cli: Cli) -> Result<()> {
             runs,
             labels,
             scales,
+            quantization,
+            kernels,
             preset,
             out,
-        } => plot(&runs, &labels, scales.as_deref(), preset.as_deref(), &out),
+        } => {
+            if !quantization.is_empty() {
+                plot_quantization(&quantization, &labels, &out)
+            } else if !kernels.is_empty() {
+                plot_kernels(&kernels, &labels, &out)
+            } else {
+                plot(&runs, &labels, scales.as_deref(), preset.as_deref(), &out)
+            }
+        }
     }
 }
 
@@ -524,6 +541,81 @@ fn plot(
     }
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// `labels[i]`, or the file or folder name of `path`.
+fn label_of(labels: &[String], i: usize, path: &Path) -> String {
+    labels.get(i).cloned().unwrap_or_else(|| {
+        path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    })
+}
+
+fn plot_quantization(reports: &[PathBuf], labels: &[String], out: &Path) -> Result<()> {
+    let mut lines = Vec::new();
+    for (i, path) in reports.iter().enumerate() {
+        let text = std::fs::read_to_string(path).map_err(|e| trainer_file_error(path, e))?;
+        let report: crate::quantize::QuantizeReport = serde_json::from_str(&text)
+            .map_err(|e| trainer_file_error(path, format!("not a quantize report: {e}")))?;
+        let label = label_of(labels, i, path.parent().unwrap_or(path));
+        for (kind, pick) in [
+            (
+                "per tensor",
+                (|l: &crate::quantize::LayerSqnr| l.per_tensor) as fn(&_) -> f64,
+            ),
+            ("per channel", |l| l.per_channel),
+        ] {
+            lines.push(crate::plot::Line {
+                label: format!("{label}, {kind}"),
+                points: report
+                    .weight_sqnr_db
+                    .iter()
+                    .enumerate()
+                    .map(|(x, l)| (x as f64, pick(l)))
+                    .collect(),
+            });
+        }
+    }
+    crate::plot::plot_lines(
+        "Weight quantization error per layer (int8)",
+        "layer (forward order; last: classifier)",
+        "SQNR (dB)",
+        &lines,
+        out,
+    )?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn plot_kernels(runs: &[PathBuf], labels: &[String], out: &Path) -> Result<()> {
+    let device = burn::tensor::Device::flex();
+    let mut lines = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let record = RunRecord::load(run)?;
+        let model = crate::quantize::deployed(&record, run, &device)?;
+        lines.push(crate::plot::Line {
+            label: label_of(labels, i, run),
+            points: crate::plot::kernel_histogram(&model, 64),
+        });
+    }
+    crate::plot::plot_lines(
+        "Deployed 3x3 kernel values over each layer's largest magnitude",
+        "w / max|w| of its layer",
+        "log10 fraction of values",
+        &lines,
+        out,
+    )?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn trainer_file_error(path: &Path, message: impl ToString) -> TrainError {
+    TrainError::File {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
 }
 
 fn quantize(args: &QuantizeArgs) -> Result<()> {

@@ -245,3 +245,109 @@ pub fn plot_scales(scales: &VggScales, out: &Path) -> Result<()> {
         .map_err(|e| draw_err(out, e))?;
     root.present().map_err(|e| draw_err(out, e))
 }
+
+/// One labelled line of [`plot_lines`].
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// Legend text.
+    pub label: String,
+    /// `(x, y)` points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Labelled lines on one chart, as a PNG.
+pub fn plot_lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[Line],
+    out: &Path,
+) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(out, (1200, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_err(out, e))?;
+    let (x0, x1) = range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)));
+    let (y0, y1) = range(
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .filter(|y| y.is_finite()),
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 24))
+        .margin(18)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| draw_err(out, e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(|e| draw_err(out, e))?;
+    for (i, line) in lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = line
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(3)))
+            .map_err(|e| draw_err(out, e))?
+            .label(line.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(|e| draw_err(out, e))?;
+    root.present().map_err(|e| draw_err(out, e))
+}
+
+/// The distribution of a deployed model's 3×3 kernel values as int8 sees them per tensor: each
+/// layer's values divided by its largest magnitude, in `bins` bins over `[−1, 1]`, as
+/// `log10` of the fraction of all values in a bin (empty bins left out).
+pub fn kernel_histogram(model: &repopt_models::RepOptVgg, bins: usize) -> Vec<(f64, f64)> {
+    let mut counts = vec![0u64; bins];
+    let mut total = 0u64;
+    for block in model.blocks() {
+        let Some(conv) = block.conv.as_ref() else {
+            continue;
+        };
+        let values: Vec<f32> = conv
+            .weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 kernel");
+        let max = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        if max == 0.0 {
+            continue;
+        }
+        for v in values {
+            let unit = f64::from(v / max);
+            let bin = (((unit + 1.0) / 2.0) * bins as f64).floor() as usize;
+            counts[bin.min(bins - 1)] += 1;
+            total += 1;
+        }
+    }
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .map(|(i, &c)| {
+            let center = -1.0 + (i as f64 + 0.5) * 2.0 / bins as f64;
+            (center, (c as f64 / total as f64).log10())
+        })
+        .collect()
+}

@@ -1,0 +1,240 @@
+//! `cargo xtask ptq`: the post-training-quantization study over the reproduction's runs.
+//!
+//! For every finished run of RepOpt-VGG, RepVGG and the plain model in the reproduction folder,
+//! `repopt quantize` evaluates every scheme (kept in the run's `quantization.json`, so a finished
+//! run is not quantized again); the study then gives FP32 and INT8 top-1 per method and scheme
+//! over the seeds, the drop, the per-layer weight SQNR and the kernels' distribution.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::stats;
+
+/// Settings of `cargo xtask ptq`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Ptq {
+    /// The reproduction folder (`cargo xtask repro --out`).
+    #[arg(long, default_value = "runs/repro")]
+    pub repro: PathBuf,
+    /// Training images the activation ranges are calibrated on.
+    #[arg(long, default_value_t = 1000)]
+    pub calibration_images: u64,
+    /// Copy the table, JSON and pictures into docs/ (quantization-*).
+    #[arg(long)]
+    pub docs: bool,
+    /// A `repopt` binary to use instead of building one.
+    #[arg(long)]
+    pub repopt: Option<PathBuf>,
+}
+
+/// The methods the study compares.
+const METHODS: [(&str, &str); 3] = [
+    ("repopt", "RepOpt-VGG (target, BN folded)"),
+    ("repvgg", "RepVGG (fused)"),
+    ("plain", "plain target + SGD (BN folded)"),
+];
+
+/// `cargo xtask ptq`.
+pub fn ptq(settings: &Ptq) -> Result<(), String> {
+    let repopt = match &settings.repopt {
+        Some(path) => path.clone(),
+        None => crate::binary("repopt-train", "repopt", "release")?,
+    };
+    let runs = finished_runs(&settings.repro);
+    if runs.is_empty() {
+        return Err(format!(
+            "no finished run of {} in {}: run `cargo xtask repro` first",
+            METHODS.map(|m| m.0).join(", "),
+            settings.repro.display()
+        ));
+    }
+    for (_, _, dir) in &runs {
+        if !complete_report(&dir.join("quantization.json")) {
+            let mut command = Command::new(&repopt);
+            command.arg("quantize").arg("--run").arg(dir).args([
+                "--calibration-images",
+                &settings.calibration_images.to_string(),
+            ]);
+            crate::run(command)?;
+        }
+    }
+    let reports: Vec<(String, u64, serde_json::Value)> = runs
+        .iter()
+        .map(|(method, seed, dir)| {
+            Ok((
+                method.clone(),
+                *seed,
+                read_json(&dir.join("quantization.json"))?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    let out = &settings.repro;
+    let table = table(&reports);
+    crate::write_text(&out.join("quantization.md"), &table)?;
+    let summary = serde_json::json!({
+        "calibration_images": settings.calibration_images,
+        "runs": reports.iter().map(|(m, s, r)| serde_json::json!({"method": m, "seed": s, "report": r})).collect::<Vec<_>>(),
+    });
+    let json = out.join("quantization.json");
+    crate::write_text(
+        &json,
+        &serde_json::to_string_pretty(&summary).expect("json"),
+    )?;
+    let pictures = pictures(&repopt, &runs, out)?;
+    println!("\n{table}");
+    if settings.docs {
+        let mut copies = vec![
+            (out.join("quantization.md"), "docs/quantization-table.md"),
+            (json.clone(), "docs/quantization.json"),
+        ];
+        copies.extend(pictures.into_iter().zip([
+            "docs/quantization-sqnr.png",
+            "docs/quantization-kernels.png",
+        ]));
+        for (from, to) in copies {
+            std::fs::copy(&from, to).map_err(|e| format!("{to}: {e}"))?;
+        }
+        println!("copied the table, JSON and pictures into docs/");
+    }
+    Ok(())
+}
+
+/// `(method, seed, folder)` of every finished run the study covers, seed by seed.
+fn finished_runs(repro: &Path) -> Vec<(String, u64, PathBuf)> {
+    let mut runs = Vec::new();
+    for seed in 0..100u64 {
+        for (method, _) in METHODS {
+            let dir = repro.join(format!("{method}-s{seed}"));
+            if dir.join("outcome.json").is_file() {
+                runs.push((method.to_string(), seed, dir));
+            }
+        }
+    }
+    runs
+}
+
+/// Whether `path` is a report of every scheme (`repopt quantize` with its default lists).
+fn complete_report(path: &Path) -> bool {
+    read_json(path).is_ok_and(|r| r["schemes"].as_array().is_some_and(|s| s.len() == 8))
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The schemes in the order `repopt quantize` reports them, as a readable key.
+fn scheme_key(scheme: &serde_json::Value) -> String {
+    let activations = match &scheme["activations"] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other
+            .get("percentile")
+            .and_then(|p| p.as_f64())
+            .map_or_else(|| other.to_string(), |p| format!("percentile {p}")),
+    };
+    format!(
+        "{} weights, {} activations, first/last {}",
+        scheme["weights"].as_str().unwrap_or("?"),
+        activations,
+        if scheme["first_and_last"].as_bool() == Some(true) {
+            "int8"
+        } else {
+            "f32"
+        }
+    )
+}
+
+fn table(reports: &[(String, u64, serde_json::Value)]) -> String {
+    let mut out = String::from(
+        "| method | scheme | seeds | FP32 top-1 (%) | INT8 top-1 (%) | drop (points) |\n|---|---|---|---|---|---|\n",
+    );
+    let keys: Vec<String> = reports
+        .first()
+        .and_then(|(_, _, r)| r["schemes"].as_array())
+        .map(|s| s.iter().map(scheme_key).collect())
+        .unwrap_or_default();
+    for (method, description) in METHODS {
+        let mine: Vec<&serde_json::Value> = reports
+            .iter()
+            .filter(|(m, _, _)| m == method)
+            .map(|(_, _, r)| r)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let fp32: Vec<f64> = mine
+            .iter()
+            .filter_map(|r| r["fp32"]["top1"].as_f64())
+            .collect();
+        for key in &keys {
+            let pick = |field: &str| -> Vec<f64> {
+                mine.iter()
+                    .filter_map(|r| {
+                        r["schemes"]
+                            .as_array()?
+                            .iter()
+                            .find(|s| scheme_key(s) == *key)
+                            .and_then(|s| {
+                                if field == "drop" {
+                                    s["drop"].as_f64()
+                                } else {
+                                    s["int8"]["top1"].as_f64()
+                                }
+                            })
+                    })
+                    .collect()
+            };
+            let (int8, drop) = (pick("int8"), pick("drop"));
+            out.push_str(&format!(
+                "| {description} | {key} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:+.2} ± {:.2} |\n",
+                mine.len(),
+                stats::mean(&fp32),
+                stats::std(&fp32),
+                stats::mean(&int8),
+                stats::std(&int8),
+                stats::mean(&drop),
+                stats::std(&drop),
+            ));
+        }
+    }
+    out.push_str("\nmean ± sample std over seeds; drop = FP32 − INT8 of the same run.\n");
+    out
+}
+
+/// The SQNR and kernel-distribution pictures of seed 0's runs.
+fn pictures(
+    repopt: &Path,
+    runs: &[(String, u64, PathBuf)],
+    out: &Path,
+) -> Result<Vec<PathBuf>, String> {
+    let first: Vec<&(String, u64, PathBuf)> = runs.iter().filter(|(_, s, _)| *s == 0).collect();
+    let labels: Vec<&str> = first.iter().map(|(m, _, _)| m.as_str()).collect();
+    let reports: Vec<String> = first
+        .iter()
+        .map(|(_, _, d)| d.join("quantization.json").display().to_string())
+        .collect();
+    let dirs: Vec<String> = first
+        .iter()
+        .map(|(_, _, d)| d.display().to_string())
+        .collect();
+    let sqnr = out.join("quantization-sqnr.png");
+    let kernels = out.join("quantization-kernels.png");
+    for (flag, values, png) in [
+        ("--quantization", &reports, &sqnr),
+        ("--kernels", &dirs, &kernels),
+    ] {
+        let mut command = Command::new(repopt);
+        command
+            .args([
+                "plot",
+                flag,
+                &values.join(","),
+                "--labels",
+                &labels.join(","),
+            ])
+            .arg("--out")
+            .arg(png);
+        crate::run(command)?;
+    }
+    Ok(vec![sqnr, kernels])
+}
