@@ -41,6 +41,10 @@ pub struct Repro {
     /// Hyper-search epochs [default: 30; 1 with --quick].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub hs_epochs: Option<u64>,
+    /// Epochs of the convergence check: RepOpt-VGG, plain SGD and RepVGG of seed 0 trained
+    /// again on this longer schedule; 0 for none [default: twice --epochs; 0 with --quick].
+    #[arg(long)]
+    pub long_epochs: Option<u64>,
     /// Copy the table, results.json and pictures into docs/.
     #[arg(long)]
     pub docs: bool,
@@ -89,8 +93,12 @@ struct Plan {
     seeds: u64,
     epochs: u64,
     hs_epochs: u64,
+    long_epochs: u64,
     out: PathBuf,
 }
+
+/// The methods trained again on the longer schedule of the convergence check.
+pub const LONG_METHODS: [&str; 3] = ["repopt", "plain", "repvgg"];
 
 impl Plan {
     /// The plan of `r`: flags first, then the plan recorded in `--out` by an earlier sitting,
@@ -119,11 +127,13 @@ impl Plan {
                 r.out.display()
             ));
         }
+        let epochs = pick("epochs", r.epochs, 30, 2)?;
         Ok(Self {
             quick: r.quick,
             seeds: pick("seeds", r.seeds, 3, 1)?,
-            epochs: pick("epochs", r.epochs, 30, 2)?,
+            epochs,
             hs_epochs: pick("hs_epochs", r.hs_epochs, 30, 1)?,
+            long_epochs: pick("long_epochs", r.long_epochs, 2 * epochs, 0)?,
             out: r.out.clone(),
         })
     }
@@ -149,7 +159,7 @@ impl Plan {
         std::fs::create_dir_all(&self.out).map_err(|e| format!("{}: {e}", self.out.display()))?;
         let value = serde_json::json!({
             "quick": self.quick, "seeds": self.seeds, "epochs": self.epochs,
-            "hs_epochs": self.hs_epochs,
+            "hs_epochs": self.hs_epochs, "long_epochs": self.long_epochs,
         });
         crate::write_text(
             &Self::record_path(&self.out),
@@ -209,6 +219,7 @@ impl Plan {
             seed: 0,
             dir: self.hs_dir(),
             epochs: self.hs_epochs,
+            long: false,
         }];
         for seed in 0..self.seeds {
             for (method, _) in METHODS {
@@ -217,6 +228,18 @@ impl Plan {
                     seed,
                     dir: self.run_dir(method, seed),
                     epochs: self.epochs,
+                    long: false,
+                });
+            }
+        }
+        if self.long_epochs > 0 {
+            for method in LONG_METHODS {
+                runs.push(Run {
+                    method: method.into(),
+                    seed: 0,
+                    dir: self.out.join(format!("{method}-long")),
+                    epochs: self.long_epochs,
+                    long: true,
                 });
             }
         }
@@ -231,9 +254,51 @@ struct Run {
     seed: u64,
     dir: PathBuf,
     epochs: u64,
+    /// Part of the convergence check (the longer schedule).
+    long: bool,
 }
 
 impl Run {
+    /// Claims the run for this process (`<run folder>.lock` holding its pid); `false` when a
+    /// live process holds it (another sitting is training it).
+    fn claim(&self) -> Result<bool, String> {
+        let lock = self.dir.with_extension("lock");
+        if let Ok(pid) = std::fs::read_to_string(&lock) {
+            if Path::new("/proc").join(pid.trim()).exists() {
+                return Ok(false);
+            }
+            std::fs::remove_file(&lock).map_err(|e| format!("{}: {e}", lock.display()))?;
+        }
+        if let Some(parent) = lock.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(mut file) => {
+                use std::io::Write;
+                write!(file, "{}", std::process::id()).map_err(|e| e.to_string())?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(format!("{}: {e}", lock.display())),
+        }
+    }
+
+    fn release(&self) {
+        let _ = std::fs::remove_file(self.dir.with_extension("lock"));
+    }
+
+    /// The name in tables: the method, marked when on the long schedule.
+    fn label(&self) -> String {
+        match self.long {
+            true => format!("{} (long)", self.method),
+            false => self.method.clone(),
+        }
+    }
+
     fn finished(&self) -> bool {
         self.dir.join("outcome.json").is_file()
     }
@@ -308,7 +373,22 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
         for _ in 0..settings.jobs {
             scope.spawn(|| {
                 while let Some(run) = queue.next(&scales) {
-                    let result = train(&run, &plan, &data, &scales, &repopt);
+                    let result = match run.claim() {
+                        Ok(true) => {
+                            let result = train(&run, &plan, &data, &scales, &repopt);
+                            run.release();
+                            result
+                        }
+                        Ok(false) => {
+                            println!(
+                                "== {} seed {}: trained by another process",
+                                run.label(),
+                                run.seed
+                            );
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    };
                     queue.done(result);
                 }
             });
@@ -323,7 +403,7 @@ fn train(run: &Run, plan: &Plan, data: &str, scales: &Path, repopt: &Path) -> Re
     let log_path = run.dir.with_extension("log");
     println!(
         "== {} seed {}: {} of {} epochs done; log {}",
-        run.method,
+        run.label(),
         run.seed,
         run.epochs_done(),
         run.epochs,
@@ -344,7 +424,7 @@ fn train(run: &Run, plan: &Plan, data: &str, scales: &Path, repopt: &Path) -> Re
         .stdout(log)
         .stderr(err);
     crate::run(command).map_err(|e| format!("{e}; see {}", log_path.display()))?;
-    println!("== {} seed {} finished", run.method, run.seed);
+    println!("== {} seed {} finished", run.label(), run.seed);
     Ok(())
 }
 
@@ -426,7 +506,7 @@ fn status(plan: &Plan) -> Result<(), String> {
         remaining += (run.epochs - done) as f64 * per_epoch.or(fallback).unwrap_or(f64::NAN);
         println!(
             "{:<14} {:>4} {:>4}/{:<4} {:>10}  {}{}",
-            run.method,
+            run.label(),
             run.seed,
             done,
             run.epochs,
@@ -527,6 +607,30 @@ pub fn late_gain(curve: &[f64]) -> Option<f64> {
     (curve.len() > window).then(|| curve[curve.len() - 1] - curve[curve.len() - 1 - window])
 }
 
+/// The table of the convergence check: seed 0 of each long-schedule method at `epochs` and at
+/// `long_epochs`, where both have finished.
+fn convergence_check(plan: &Plan, runs: &[Finished]) -> String {
+    let mut out = format!(
+        "\nConvergence check, seed 0: the same run on a {} -epoch schedule\n\n| method | top-1 at {} epochs | top-1 at {} epochs | gain |\n|---|---|---|---|\n",
+        plan.long_epochs, plan.epochs, plan.long_epochs
+    );
+    let mut any = false;
+    for method in LONG_METHODS {
+        let short = runs.iter().find(|r| r.method == method && r.seed == 0);
+        let long = read_outcome(&plan.out.join(format!("{method}-long")));
+        if let (Some(short), Ok(long)) = (short, long) {
+            any = true;
+            out.push_str(&format!(
+                "| {method} | {:.2} | {:.2} | {:+.2} |\n",
+                short.outcome.top1,
+                long.top1,
+                long.top1 - short.outcome.top1
+            ));
+        }
+    }
+    if any { out } else { String::new() }
+}
+
 /// One finished run in the report.
 struct Finished {
     method: String,
@@ -537,7 +641,11 @@ struct Finished {
 
 fn collect(plan: &Plan) -> Result<Vec<Finished>, String> {
     let mut all = Vec::new();
-    for run in plan.runs().into_iter().filter(|r| r.method != "hs") {
+    for run in plan
+        .runs()
+        .into_iter()
+        .filter(|r| r.method != "hs" && !r.long)
+    {
         all.push(Finished {
             outcome: read_outcome(&run.dir)?,
             curve: test_curve(&run.dir)?,
@@ -624,6 +732,7 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
         }
     ));
 
+    table.push_str(&convergence_check(plan, &runs));
     let out = &plan.out;
     let summary = out.join("results.md");
     crate::write_text(&summary, &table)?;
@@ -754,6 +863,7 @@ mod tests {
             seeds: None,
             epochs: None,
             hs_epochs: None,
+            long_epochs: None,
             docs: false,
             status: false,
             jobs: 2,
@@ -781,6 +891,7 @@ mod tests {
             seeds: None,
             epochs,
             hs_epochs: None,
+            long_epochs: None,
             docs: false,
             status: false,
             jobs: 2,
@@ -805,6 +916,7 @@ mod tests {
             seeds: None,
             epochs: None,
             hs_epochs: None,
+            long_epochs: None,
             docs: false,
             status: false,
             jobs: 2,
@@ -813,14 +925,19 @@ mod tests {
         })
         .unwrap();
         let runs = plan.runs();
-        assert_eq!(runs.len(), 1 + 3 * METHODS.len());
+        assert_eq!(runs.len(), 1 + 3 * METHODS.len() + LONG_METHODS.len());
+        assert!(
+            runs.iter()
+                .filter(|r| r.long)
+                .all(|r| r.epochs == 60 && r.seed == 0)
+        );
         assert_eq!(runs[0].method, "hs");
         let scaled: Vec<_> = runs
             .iter()
             .filter(|r| r.args(&plan, "D", "S").contains(&"--scales".to_string()))
             .map(|r| r.method.clone())
             .collect();
-        assert_eq!(scaled.len(), 9);
+        assert_eq!(scaled.len(), 10);
         assert!(
             scaled
                 .iter()
