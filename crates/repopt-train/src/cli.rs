@@ -86,6 +86,10 @@ pub enum Command {
         /// Device (cpu, wgpu, cuda:N).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Evaluate the checkpoint of the epoch with the best test top-1 (kept beside the last
+        /// two) instead of the final model.
+        #[arg(long)]
+        best: bool,
     },
     /// Post-training int8 quantization of a trained run in its deployed form (target: BN
     /// folded; RepVGG: fused), evaluated on the test images for each scheme: weights symmetric
@@ -146,6 +150,10 @@ impl Cli {
         }
     }
 }
+
+/// Settings a run resumed with `--resume DIR` may take from the command line instead of its
+/// run.json: they change where and how fast it computes, not what.
+const RESUME_MAY_CHANGE: [&str; 3] = ["workers", "device", "conv"];
 
 /// Settings of `hs` and `train`; unset flags come from --config, then from the defaults.
 #[derive(Args, Debug, Default, Serialize)]
@@ -278,10 +286,12 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub out: Option<PathBuf>,
-    /// Continue from the last checkpoint in --out.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resume: Option<bool>,
+    /// Continue a run from its last checkpoint: `--resume` continues --out; `--resume DIR`
+    /// continues the run folder DIR with the settings of its run.json (flags given again must
+    /// agree with them, except --workers and --device).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<String>,
 }
 
 impl TrainArgs {
@@ -304,18 +314,49 @@ impl TrainArgs {
                 "--width needs 4 positive multipliers, got {bad} in {width:?}"
             )));
         }
-        let base = match &self.config {
-            Some(path) => RunConfig::load(path)?,
-            None => RunConfig::default(),
+        let folder = match self.resume.as_deref() {
+            None | Some("true") | Some("false") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+        };
+        let base = match (&folder, &self.config) {
+            (Some(_), Some(_)) => {
+                return Err(TrainError::Config(
+                    "--resume DIR takes the settings of DIR/run.json; drop --config".into(),
+                ));
+            }
+            (Some(dir), None) => RunRecord::load(dir)?.config,
+            (None, Some(path)) => RunConfig::load(path)?,
+            (None, None) => RunConfig::default(),
         };
         let mut merged = serde_json::to_value(&base).expect("serializable");
         let flags = serde_json::to_value(self).expect("serializable");
         if let (Some(merged), Some(flags)) = (merged.as_object_mut(), flags.as_object()) {
             for (key, value) in flags {
-                merged.insert(key.clone(), value.clone());
+                let recorded = merged.insert(key.clone(), value.clone());
+                if folder.is_some()
+                    && !RESUME_MAY_CHANGE.contains(&key.as_str())
+                    && recorded.as_ref() != Some(value)
+                {
+                    return Err(TrainError::Config(format!(
+                        "--{} {value} differs from the {} the run was started with \
+                         (its run.json); a resumed run keeps its settings",
+                        key.replace('_', "-"),
+                        recorded.unwrap_or(serde_json::Value::Null)
+                    )));
+                }
             }
         }
-        serde_json::from_value(merged).map_err(|e| TrainError::Config(e.to_string()))
+        let mut config: RunConfig =
+            serde_json::from_value(merged).map_err(|e| TrainError::Config(e.to_string()))?;
+        match (&folder, self.resume.as_deref()) {
+            (Some(dir), _) => {
+                config.out = dir.clone();
+                config.resume = true;
+            }
+            (None, Some(flag)) => config.resume = flag == "true",
+            (None, None) => {}
+        }
+        Ok(config)
     }
 }
 
@@ -432,6 +473,7 @@ pub fn main_with(cli: Cli) -> Result<()> {
             data,
             test_limit,
             device,
+            best,
         } => {
             let record = RunRecord::load(&run)?;
             let mut config = record.config.clone();
@@ -441,7 +483,18 @@ pub fn main_with(cli: Cli) -> Result<()> {
             config.test_limit = test_limit.or(config.test_limit);
             let conv = crate::config::default_conv(&device);
             let device = parse_device(&device)?;
-            let model = record.load_model(&run, &device)?.with_conv_impl(conv);
+            let model = match best {
+                false => record.load_model(&run, &device)?,
+                true => {
+                    let epoch = trainer::best_epoch(&run)?;
+                    println!("best epoch: {epoch}");
+                    let path = run
+                        .join(files::CHECKPOINTS)
+                        .join(format!("model-{epoch}.bpk"));
+                    trainer::load_checkpoint_model(&path, &record.architecture, &device)?
+                }
+            }
+            .with_conv_impl(conv);
             let data = trainer::open_data(&config)?;
             let options = LoaderOptions {
                 batch_size: config.batch_size,

@@ -365,10 +365,17 @@ impl RunConfig {
             .unwrap_or_default()
     }
 
-    /// Reads a JSON config file.
+    /// Reads a JSON config file: these settings, or a run folder's `run.json` (whose `config`
+    /// holds them).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
-        serde_json::from_str(&text).map_err(|e| file_error(path, format!("bad config: {e}")))
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| file_error(path, format!("bad config: {e}")))?;
+        let settings = match value.get("config") {
+            Some(config) if value.get("architecture").is_some() => config.clone(),
+            _ => value,
+        };
+        serde_json::from_value(settings).map_err(|e| file_error(path, format!("bad config: {e}")))
     }
 }
 

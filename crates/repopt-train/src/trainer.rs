@@ -14,7 +14,9 @@ use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use burn::train::checkpoint::{
     AsyncCheckpointer, ComposedCheckpointingStrategy, KeepLastNCheckpoints,
+    MetricCheckpointingStrategy,
 };
+use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{Interrupter, Learner, LearnerSummary, SupervisedTraining};
 use repopt_core::tensor_io::write_atomic;
@@ -361,6 +363,33 @@ impl RunRecord {
     }
 }
 
+/// The epoch with the highest test top-1 in the run folder's `metrics.csv` (the first of equals).
+pub fn best_epoch(dir: &Path) -> Result<usize> {
+    let path = dir.join(files::METRICS);
+    let text = std::fs::read_to_string(&path).map_err(|e| file_error(&path, e))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let column = header
+        .iter()
+        .position(|c| *c == "valid_top1")
+        .ok_or_else(|| file_error(&path, "no valid_top1 column"))?;
+    let mut best: Option<(usize, f64)> = None;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (Some(epoch), Some(top1)) = (
+            cells.first().and_then(|c| c.parse::<usize>().ok()),
+            cells.get(column).and_then(|c| c.parse::<f64>().ok()),
+        ) else {
+            return Err(file_error(&path, format!("bad row `{line}`")));
+        };
+        if best.is_none_or(|(_, b)| top1 > b) {
+            best = Some((epoch, top1));
+        }
+    }
+    best.map(|(epoch, _)| epoch)
+        .ok_or_else(|| file_error(&path, "no epoch recorded"))
+}
+
 /// Loads a model saved by a run, with a clear error for a missing, truncated or foreign file.
 pub fn load_model_file(
     path: &Path,
@@ -581,8 +610,15 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
             AsyncCheckpointer::new(AtomicFileCheckpointer::new(&checkpoint_dir, "scheduler")),
         )
         .with_checkpointing_strategy(
+            // The last two epochs (to resume, with a fallback) and the best by test top-1.
             ComposedCheckpointingStrategy::builder()
                 .add(KeepLastNCheckpoints::new(2))
+                .add(MetricCheckpointingStrategy::new(
+                    &AccuracyMetric::new(),
+                    Aggregate::Mean,
+                    Direction::Highest,
+                    MetricSplit::Valid,
+                ))
                 .build(),
         )
         .with_interrupter(interrupter.clone())

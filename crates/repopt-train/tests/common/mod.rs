@@ -102,3 +102,29 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Every parameter value (as bits) of the final model of run folder `dir`, in visiting order:
+/// two runs trained alike compare equal, whatever their parameter ids.
+pub fn final_weights(dir: &Path) -> Vec<Vec<u32>> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::Tensor;
+    struct Collect(Vec<Vec<u32>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let values: Vec<f32> = param
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap();
+            self.0.push(values.into_iter().map(f32::to_bits).collect());
+        }
+    }
+    let model = repopt_train::RunRecord::load(dir)
+        .unwrap()
+        .load_model(dir, &burn::tensor::Device::flex())
+        .unwrap();
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
+}

@@ -1,0 +1,148 @@
+//! The run folder is the whole story: a run resumes from its folder alone, its run.json serves
+//! as a --config, and the best epoch's checkpoint is kept and can be evaluated.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn repopt(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
+        .args(args)
+        .output()
+        .expect("run repopt");
+    eprintln!(
+        "$ repopt {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn ok(args: &[&str]) -> String {
+    let output = repopt(args);
+    assert!(output.status.success(), "repopt {} failed", args.join(" "));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `(epoch, valid_top1)` rows of a run's metrics.csv.
+fn test_curve(run: &Path) -> Vec<(usize, f64)> {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = header.iter().position(|c| *c == "valid_top1").unwrap();
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[0].parse().unwrap(), cells[column].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
+    let data = common::FASHION_MNIST_DIR;
+    if !common::require_data(
+        Path::new(data),
+        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    ok(&[
+        "train",
+        "--method",
+        "plain",
+        "--data",
+        data,
+        "--preset",
+        "tiny",
+        "--width",
+        "0.25,0.25,0.25,0.25",
+        "--train-limit",
+        "1024",
+        "--test-limit",
+        "300",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.05",
+        "--workers",
+        "0",
+        "--seed",
+        "9",
+        "--out",
+        path(&whole),
+    ]);
+
+    // The best epoch's checkpoint is kept beside the last two, and `eval --best` scores it.
+    let curve = test_curve(&whole);
+    let (best, best_top1) = curve
+        .iter()
+        .copied()
+        .fold((0, f64::NEG_INFINITY), |b, c| if c.1 > b.1 { c } else { b });
+    let checkpoints = whole.join("checkpoint");
+    for epoch in [best, 3, 4] {
+        assert!(
+            checkpoints.join(format!("model-{epoch}.bpk")).is_file(),
+            "epoch {epoch} not kept (best is {best})"
+        );
+    }
+    let report = ok(&["eval", "--run", path(&whole), "--best"]);
+    assert!(report.contains(&format!("best epoch: {best}")), "{report}");
+    let at = report.find("top-1 ").unwrap() + 6;
+    let top1: f64 = report[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((top1 - best_top1).abs() < 0.01, "{top1} vs {best_top1}");
+
+    // Interrupted after epoch 3: `--resume DIR` alone finishes it, bit for bit.
+    let resumed = tmp.path().join("resumed");
+    common::copy_dir(&whole, &resumed);
+    for name in ["model", "optim", "scheduler"] {
+        std::fs::remove_file(resumed.join(format!("checkpoint/{name}-4.bpk"))).unwrap();
+    }
+    for file in ["model.bpk", "outcome.json"] {
+        std::fs::remove_file(resumed.join(file)).unwrap();
+    }
+    let refused = repopt(&["train", "--resume", path(&resumed), "--lr", "0.5"]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("--lr") && message.contains("run.json"),
+        "{message}"
+    );
+    let log = ok(&["train", "--resume", path(&resumed), "--workers", "0"]);
+    assert!(log.contains("resuming at epoch 4"), "{log}");
+    assert!(
+        common::final_weights(&whole) == common::final_weights(&resumed),
+        "the resumed model differs from the uninterrupted one"
+    );
+
+    // A run's run.json is a --config for a new run.
+    let again = tmp.path().join("again");
+    let config = whole.join("run.json");
+    ok(&[
+        "train",
+        "--config",
+        path(&config),
+        "--epochs",
+        "1",
+        "--out",
+        path(&again),
+    ]);
+    let record = repopt_train::RunRecord::load(&again).unwrap();
+    assert_eq!(record.config.seed, 9);
+    assert_eq!(record.config.epochs, 1);
+}
