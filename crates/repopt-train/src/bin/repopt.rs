@@ -40,12 +40,18 @@ fn main() -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
-        Err(_) => {
+        Err(payload) => {
             let what = PANIC
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take()
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
+            if what.contains("Broken pipe") {
+                // The reader of our output went away (`repopt … | head`): stop quietly.
+                return ExitCode::from(141);
+            }
             let place = folder
                 .map(|f| {
                     format!(
