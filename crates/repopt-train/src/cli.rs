@@ -91,6 +91,16 @@ pub enum Command {
         #[arg(long)]
         best: bool,
     },
+    /// The deployed model of a trained run (target: BN folded; RepVGG: fused) as a burnpack,
+    /// with a JSON card beside it (architecture, classes, input size, normalisation, accuracy).
+    Export {
+        /// The run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// The burnpack to write; the card goes to the same name with `.json`.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Post-training int8 quantization of a trained run in its deployed form (target: BN
     /// folded; RepVGG: fused), evaluated on the test images for each scheme: weights symmetric
     /// int8 (Burn's Q8F) per output channel or per tensor; activations uint8 at every block
@@ -146,6 +156,7 @@ impl Cli {
                 .or_else(|| args.out.clone()),
             Command::ExtractScales { run, .. } | Command::Eval { run, .. } => Some(run.clone()),
             Command::Quantize(args) => Some(args.run.clone()),
+            Command::Export { run, .. } => Some(run.clone()),
             _ => None,
         }
     }
@@ -513,6 +524,19 @@ pub fn main_with(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Quantize(args) => quantize(&args),
+        Command::Export { run, out } => {
+            let card = crate::export::export(&run, &out)?;
+            println!(
+                "{} ({} classes, {}x{} input) written to {} and {}",
+                card.method,
+                card.classes.len(),
+                card.image_size,
+                card.image_size,
+                out.display(),
+                crate::export::card_path(&out).display()
+            );
+            Ok(())
+        }
         Command::Verify(args) => verify(&args),
         Command::InspectScales { file, preset } => inspect_scales(&file, preset.as_deref()),
         Command::Plot {

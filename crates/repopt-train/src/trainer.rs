@@ -52,6 +52,8 @@ pub struct RunData {
     pub test: SharedDataset,
     /// Number of classes.
     pub num_classes: usize,
+    /// Class names, by label: folder names, CIFAR-10's names, or the labels as numbers.
+    pub class_names: Vec<String>,
     /// Channels of the network input.
     pub channels: usize,
     /// Training augmentation.
@@ -82,6 +84,7 @@ pub fn open_data(config: &RunConfig) -> Result<RunData> {
         None => DataFormat::detect(&config.data)?,
     };
     let dir = &config.data;
+    let mut folder_classes = Vec::new();
     let (train, test, num_classes, channels, skipped): (SharedDataset, SharedDataset, _, _, _) =
         match format {
             DataFormat::Idx => {
@@ -131,9 +134,21 @@ pub fn open_data(config: &RunConfig) -> Result<RunData> {
                 }
                 let skipped = train.num_skipped() + test.num_skipped();
                 let classes = train.classes().len();
+                folder_classes = train.classes().to_vec();
                 (Arc::new(train), Arc::new(test), classes, 3, skipped)
             }
         };
+    let class_names = match format {
+        DataFormat::Cifar10 => crate::data::CIFAR10_CLASSES
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+        _ => folder_classes,
+    };
+    let class_names = match class_names.len() == num_classes {
+        true => class_names,
+        false => (0..num_classes).map(|c| c.to_string()).collect(),
+    };
     let (train_transform, eval_transform) = recipe(config.image_size, channels);
     let normalize = normalization(config.normalize, format, config.image_size);
     if !normalize.supports(channels) {
@@ -148,6 +163,7 @@ pub fn open_data(config: &RunConfig) -> Result<RunData> {
         train: subset(train, config.train_limit, config.seed),
         test: subset(test, config.test_limit, config.seed ^ 1),
         num_classes,
+        class_names,
         channels,
         train_transform,
         eval_transform,
