@@ -7,7 +7,9 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, LearningRate, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use repopt_core::{GradMults, RepSgdConfig, UpdateRule};
-use repopt_models::{RepOptVgg, RepOptVggConfig, RepOptVggHandler, VggScales, decays_weight};
+use repopt_models::{
+    RepOptVgg, RepOptVggConfig, RepOptVggHandler, SplitMix64, VggScales, decays_weight,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::case::{Case, Mode};
@@ -146,30 +148,12 @@ fn load_average() -> Option<[f64; 3]> {
     Some([values.next()??, values.next()??, values.next()??])
 }
 
-/// A seeded SplitMix64 generator: the same values on every backend and platform.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[-1, 1)`.
-    fn symmetric_unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
-
 /// One batch of images uniform in `[-1, 1)` and uniformly drawn labels, from `seed`.
 fn random_batch(case: &Case, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let mut rng = SplitMix64(case.seed);
     let shape = [case.batch_size, 3, case.image_size, case.image_size];
     let pixels: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|_| rng.symmetric_unit())
+        .map(|_| rng.uniform(-1.0, 1.0))
         .collect();
     let labels: Vec<i64> = (0..case.batch_size)
         .map(|_| (rng.next_u64() % case.classes as u64) as i64)
@@ -178,22 +162,6 @@ fn random_batch(case: &Case, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         Tensor::from_data(TensorData::new(pixels, shape), device),
         Tensor::from_data(TensorData::new(labels, [case.batch_size]), device),
     )
-}
-
-/// Scales uniform in `[-1, 1)` for every block, from `seed`, so that every Grad Mult term
-/// (`α²` everywhere, `+β²` at the centre, `+1` on identity diagonals) is present.
-fn random_scales(config: &RepOptVggConfig, seed: u64) -> VggScales {
-    // A stream of its own, apart from the images'.
-    let mut rng = SplitMix64(seed ^ 0xD1B5_4A32_D192_ED03);
-    let mut draw = |n: usize| (0..n).map(|_| rng.symmetric_unit()).collect::<Vec<_>>();
-    let mut scales = VggScales::constant(config, 1.0);
-    for block in &mut scales.blocks {
-        let channels = block.spec.out_channels;
-        block.conv = draw(channels);
-        block.conv_1x1 = draw(channels);
-        block.identity = block.identity.as_ref().map(|_| draw(channels));
-    }
-    scales
 }
 
 /// The model and optimizer of a training mode, on the autodiff `device`.
@@ -207,7 +175,12 @@ fn training_setup(
     let sgd = sgd_config();
     Ok(match case.mode {
         Mode::TrainRepopt => {
-            let handler = RepOptVggHandler::new(random_scales(config, case.seed));
+            let handler = RepOptVggHandler::new(VggScales::random(
+                config,
+                case.seed,
+                (-1.0, 1.0),
+                (-1.0, 1.0),
+            ));
             let model = handler.reinitialize_model(model)?;
             let mults = handler.grad_mults_for(&model, UpdateRule::Sgd, device)?;
             let optim = sgd.init_with_decay(&model, &mults, decays_weight)?;

@@ -21,6 +21,7 @@ mod handler;
 mod model;
 mod norm;
 pub mod quant;
+mod random_scales;
 mod scales;
 pub mod weights;
 
@@ -32,4 +33,5 @@ pub use error::{ModelError, Result};
 pub use handler::RepOptVggHandler;
 pub use model::{RepOptVgg, initial_scale};
 pub use norm::BatchNorm2d;
+pub use random_scales::SplitMix64;
 pub use scales::{BlockScales, SCALES_FORMAT, SCALES_FORMAT_VERSION, ScaleStats, VggScales};

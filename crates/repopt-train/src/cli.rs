@@ -792,7 +792,7 @@ fn verify(args: &VerifyArgs) -> Result<()> {
     let scales = match &args.scales {
         Some(path) if is_pth(path) => VggScales::load(path, Some(&preset))?,
         Some(path) => VggScales::load(path, None)?,
-        None => random_scales(&preset, &device),
+        None => VggScales::random(&preset, args.seed, (-0.5, 1.5), (0.5, 1.5)),
     };
     let target_config = scales
         .architecture
@@ -913,25 +913,4 @@ fn is_pth(path: &Path) -> bool {
         path.extension().and_then(|e| e.to_str()),
         Some("pth" | "pt")
     )
-}
-
-fn random_scales(config: &RepOptVggConfig, device: &burn::tensor::Device) -> VggScales {
-    let mut scales = VggScales::constant(config, 1.0);
-    for block in &mut scales.blocks {
-        let n = block.spec.out_channels;
-        let draw = |lo: f64, hi: f64| {
-            Tensor::<1>::random([n], Distribution::Uniform(lo, hi), device)
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .expect("f32")
-        };
-        block.conv = draw(-0.5, 1.5);
-        block.conv_1x1 = draw(-0.5, 1.5);
-        if block.identity.is_some() {
-            block.identity = Some(draw(0.5, 1.5));
-        }
-    }
-    scales.source = "random scales".into();
-    scales
 }

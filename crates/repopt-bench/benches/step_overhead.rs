@@ -11,7 +11,7 @@
 //! Gradients are drawn once; each timed step gets a fresh, uniquely owned copy made outside the
 //! timed region, as a backward pass would hand it over. After criterion's runs, the optimizers are
 //! also timed in interleaved rounds; the summary that follows criterion's output takes its ratios
-//! from those. Run with `cargo bench -p repopt-core --bench step_overhead`.
+//! from those. Run with `cargo bench -p repopt-bench --bench step_overhead`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -85,24 +85,6 @@ fn burn_adamw() -> ModuleOptimizer {
         .with_epsilon(rep.epsilon)
         .with_weight_decay(rep.weight_decay)
         .init()
-}
-
-/// A0 scales with values drawn in `[-1, 1)`, so that every Grad Mult term is exercised.
-fn random_scales(config: &RepOptVggConfig, device: &Device) -> VggScales {
-    let draw = |n: usize| -> Vec<f32> {
-        Tensor::<1>::random([n], Distribution::Uniform(-1.0, 1.0), device)
-            .into_data()
-            .try_to_vec()
-            .expect("f32 values")
-    };
-    let mut scales = VggScales::constant(config, 1.0);
-    for block in &mut scales.blocks {
-        let channels = block.spec.out_channels;
-        block.conv = draw(channels);
-        block.conv_1x1 = draw(channels);
-        block.identity = block.identity.as_ref().map(|_| draw(channels));
-    }
-    scales
 }
 
 /// SGD with a factored Grad Mult: `g·α^p` everywhere, `g·(α^p + β^p)` at the kernel centre, `+ g`
@@ -458,7 +440,7 @@ fn bench_steps(criterion: &mut Criterion, timings: &mut Timings) -> Sizes {
     device.seed(0);
     let config = a0();
     let model = config.init(&device);
-    let scales = random_scales(&config, &device);
+    let scales = VggScales::random(&config, 0, (-1.0, 1.0), (-1.0, 1.0));
     let handler = RepOptVggHandler::new(scales.clone());
     let sgd_mults = handler
         .grad_mults_for(&model, UpdateRule::Sgd, &device)
@@ -546,7 +528,7 @@ fn bench_training(criterion: &mut Criterion, timings: &mut Timings) {
     device.seed(1);
     let config = a0().with_num_classes(CIFAR_CLASSES);
     let model = config.init(&device);
-    let scales = random_scales(&config, &device);
+    let scales = VggScales::random(&config, 0, (-1.0, 1.0), (-1.0, 1.0));
     let mults = RepOptVggHandler::new(scales)
         .grad_mults_for(&model, UpdateRule::Sgd, &device)
         .expect("A0 mults");
