@@ -53,6 +53,10 @@ pub struct Classifier {
 }
 
 impl Classifier {
+    /// The module path of [`model`](Self::model) inside the classifier: the prefix that turns a
+    /// model's parameter paths (and so its Grad Mults) into the classifier's.
+    pub const MODEL_PATH: &'static str = "model";
+
     /// Wraps `model`.
     pub fn new(model: RepOptVgg, label_smoothing: f32) -> Self {
         Self {
@@ -130,5 +134,32 @@ impl InferenceStep for Classifier {
 
     fn step(&self, batch: ImageBatch) -> ClassificationOutput {
         self.classify(batch, 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use repopt_models::RepOptVggConfig;
+
+    /// The model's parameters sit under [`Classifier::MODEL_PATH`]: Grad Mults keyed by model
+    /// path find them there.
+    #[test]
+    fn model_parameters_sit_under_the_model_path() {
+        let device = burn::tensor::Device::flex();
+        let model = RepOptVggConfig::preset("tiny").unwrap().init(&device);
+        let inner: Vec<String> = repopt_core::param_infos(&model)
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        let outer: Vec<String> = repopt_core::param_infos(&Classifier::new(model, 0.0))
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        let prefixed: Vec<String> = inner
+            .iter()
+            .map(|p| format!("{}.{p}", Classifier::MODEL_PATH))
+            .collect();
+        assert_eq!(outer, prefixed);
     }
 }

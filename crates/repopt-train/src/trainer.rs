@@ -566,7 +566,7 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
         .with_momentum(config.momentum)
         .with_nesterov(config.nesterov)
         .with_weight_decay(config.weight_decay)
-        .init_with_decay(&classifier, &mults.with_prefix("model"), decays_weight)?;
+        .init_with_decay(&classifier, &mults.with_prefix(Classifier::MODEL_PATH), decays_weight)?;
 
     if data.train.len() < config.batch_size {
         eprintln!(
