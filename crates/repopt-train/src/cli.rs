@@ -16,7 +16,8 @@ use crate::config::{DataFormat, Method, RunConfig};
 use crate::data::LoaderOptions;
 use crate::device::parse_device;
 use crate::error::{Result, TrainError};
-use crate::trainer::{self, RunRecord, files};
+use crate::run_folder::{self, RunRecord, files};
+use crate::trainer;
 
 const ABOUT: &str =
     "RepOptimizers: train plain RepOpt-VGG models whose structural prior lives in the optimizer";
@@ -497,16 +498,16 @@ pub fn main_with(cli: Cli) -> Result<()> {
             let model = match best {
                 false => record.load_model(&run, &device)?,
                 true => {
-                    let epoch = trainer::best_epoch(&run)?;
+                    let epoch = run_folder::best_epoch(&run)?;
                     println!("best epoch: {epoch}");
                     let path = run
                         .join(files::CHECKPOINTS)
                         .join(format!("model-{epoch}.bpk"));
-                    trainer::load_checkpoint_model(&path, &record.architecture, &device)?
+                    run_folder::load_checkpoint_model(&path, &record.architecture, &device)?
                 }
             }
             .with_conv_impl(conv);
-            let data = trainer::open_data(&config)?;
+            let data = crate::run_data::open_data(&config)?;
             let options = LoaderOptions {
                 batch_size: config.batch_size,
                 num_workers: config.workers,

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, file_error};
 use crate::eval::EvalReport;
-use crate::trainer::{RunRecord, files, load_model_file, open_data};
+use crate::run_data::open_data;
+use crate::run_folder::{RunRecord, files, load_model_file};
 
 /// What an application needs to know about an exported model (`<model>.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,12 +16,17 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod methods;
+pub mod metrics_csv;
 pub mod plot;
 pub mod quantize;
 pub mod renderer;
+pub mod run_data;
+pub mod run_folder;
 pub mod schedule;
 pub mod trainer;
 
 pub use config::{DataFormat, Method, RunConfig};
 pub use error::{Result, TrainError};
-pub use trainer::{RunOutcome, RunRecord, run};
+pub use run_folder::{RunOutcome, RunRecord};
+pub use trainer::run;

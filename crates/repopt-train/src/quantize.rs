@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::{LoaderOptions, eval_loader};
 use crate::error::{Result, TrainError, file_error};
 use crate::eval::{EvalReport, evaluate_with};
-use crate::trainer::{RunRecord, open_data};
+use crate::run_data::open_data;
+use crate::run_folder::RunRecord;
 
 /// Values kept per quantization point for calibration (a strided sample beyond that).
 const MAX_CALIBRATION_VALUES: usize = 4_000_000;

@@ -17,7 +17,11 @@
 //! before every optimizer step.
 
 use burn::optim::LearningRate;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::lr_scheduler::{LrScheduler, LrSchedulerRecord};
+
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
 
 /// Settings of the official schedule, in iterations.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,6 +115,32 @@ impl LrScheduler for OfficialCosine {
         if let Some(iteration) = record.scalar::<u64>(ITERATION_KEY) {
             self.iteration = iteration as usize;
         }
+    }
+}
+
+/// The official schedule (timm's cosine with a linear warm-up alongside it, see
+/// [`OfficialCosine`]) for a run of `iters_per_epoch` iterations per epoch, rates scaled by the
+/// linear rule when the run asks for it.
+pub fn lr_schedule(config: &RunConfig, iters_per_epoch: usize) -> Result<ModuleLrScheduler> {
+    let (lr, warmup_lr, min_lr) = config.scaled_rates();
+    let schedule = OfficialCosineConfig {
+        lr,
+        warmup_lr,
+        min_lr,
+        warmup_iters: (config.warmup_epochs * iters_per_epoch as f64) as usize,
+        total_iters: config.epochs * iters_per_epoch,
+    }
+    .init()
+    .map_err(|e| TrainError::Config(format!("learning-rate schedule: {e}")))?;
+    Ok(ModuleLrScheduler::new(schedule))
+}
+
+/// Training iterations per epoch: `n / batch`, rounded down with `drop_last` (as the official
+/// loader) and up without; a set smaller than one batch still makes one batch.
+pub fn iterations_per_epoch(images: usize, batch_size: usize, drop_last: bool) -> usize {
+    match drop_last && images >= batch_size {
+        true => images / batch_size,
+        false => images.div_ceil(batch_size),
     }
 }
 

@@ -12,7 +12,8 @@ use image::{DynamicImage, ImageFormat, imageops::FilterType};
 use repopt_train::config::{DataFormat, Normalization};
 use repopt_train::data::transform::{self, Normalize, center_crop, resize_shorter};
 use repopt_train::data::{EpochShuffled, ImageItem};
-use repopt_train::trainer::{iterations_per_epoch, normalization, recipe};
+use repopt_train::run_data::{normalization, recipe};
+use repopt_train::schedule::iterations_per_epoch;
 
 fn item(height: usize, width: usize, channels: usize, label: usize) -> ImageItem {
     let pixels = (0..height * width * channels)

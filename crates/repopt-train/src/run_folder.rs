@@ -1,0 +1,153 @@
+//! A run folder: its files, its record (`run.json`), its outcome, and loading the models and
+//! checkpoints it holds.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::Device;
+use repopt_core::tensor_io::write_atomic;
+use repopt_models::{RepOptVgg, RepOptVggConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::classifier::Classifier;
+use crate::config::RunConfig;
+use crate::error::{Result, file_error};
+use crate::eval::EvalReport;
+
+/// What a run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// The output folder.
+    pub dir: PathBuf,
+    /// The trained model (burnpack).
+    pub model: PathBuf,
+    /// The extracted scales (hyper-search only).
+    pub scales: Option<PathBuf>,
+    /// Per-epoch metrics.
+    pub metrics_csv: PathBuf,
+    /// The training log.
+    pub log: PathBuf,
+    /// Epochs completed in this invocation.
+    pub epochs_run: usize,
+    /// Mean wall time of a training epoch (training and validation), seconds.
+    pub seconds_per_epoch: f64,
+    /// Final evaluation on the test split.
+    pub test: EvalReport,
+    /// Images skipped as unreadable.
+    pub skipped_images: usize,
+    /// Peak resident memory of the process (Linux), bytes.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// File names inside a run folder.
+pub mod files {
+    /// The run's settings and architecture.
+    pub const RUN: &str = "run.json";
+    /// The trained model.
+    pub const MODEL: &str = "model.bpk";
+    /// Scales extracted from a hyper-search model.
+    pub const SCALES: &str = "scales.safetensors";
+    /// The scales a hyper-search started from.
+    pub const INITIAL_SCALES: &str = "scales-initial.safetensors";
+    /// Per-epoch metrics.
+    pub const METRICS: &str = "metrics.csv";
+    /// The outcome summary.
+    pub const OUTCOME: &str = "outcome.json";
+    /// Checkpoints.
+    pub const CHECKPOINTS: &str = "checkpoint";
+    /// Burn's experiment log.
+    pub const LOG: &str = "experiment.log";
+}
+
+/// The settings and architecture a run folder was trained with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's settings.
+    pub config: RunConfig,
+    /// The architecture (mode included).
+    pub architecture: RepOptVggConfig,
+}
+
+impl RunRecord {
+    /// Reads `<dir>/run.json`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(files::RUN);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            file_error(
+                &path,
+                format!("{e} (is this a run folder made by `repopt`?)"),
+            )
+        })?;
+        serde_json::from_str(&text).map_err(|e| file_error(&path, format!("bad run record: {e}")))
+    }
+
+    /// The trained model of run folder `dir` on `device`.
+    pub fn load_model(&self, dir: &Path, device: &Device) -> Result<RepOptVgg> {
+        load_model_file(&dir.join(files::MODEL), &self.architecture, device)
+    }
+}
+
+/// The epoch with the highest test top-1 in the run folder's `metrics.csv` (the first of equals).
+pub fn best_epoch(dir: &Path) -> Result<usize> {
+    let path = dir.join(files::METRICS);
+    let text = std::fs::read_to_string(&path).map_err(|e| file_error(&path, e))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let column = header
+        .iter()
+        .position(|c| *c == "valid_top1")
+        .ok_or_else(|| file_error(&path, "no valid_top1 column"))?;
+    let mut best: Option<(usize, f64)> = None;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (Some(epoch), Some(top1)) = (
+            cells.first().and_then(|c| c.parse::<usize>().ok()),
+            cells.get(column).and_then(|c| c.parse::<f64>().ok()),
+        ) else {
+            return Err(file_error(&path, format!("bad row `{line}`")));
+        };
+        if best.is_none_or(|(_, b)| top1 > b) {
+            best = Some((epoch, top1));
+        }
+    }
+    best.map(|(epoch, _)| epoch)
+        .ok_or_else(|| file_error(&path, "no epoch recorded"))
+}
+
+/// Loads a model saved by a run, with a clear error for a missing, truncated or foreign file.
+pub fn load_model_file(
+    path: &Path,
+    architecture: &RepOptVggConfig,
+    device: &Device,
+) -> Result<RepOptVgg> {
+    if !path.is_file() {
+        return Err(file_error(path, "no such model file"));
+    }
+    let record = ModuleRecord::load(path)
+        .map_err(|e| file_error(path, format!("not a readable model file: {e}")))?;
+    architecture
+        .init(device)
+        .try_load_record(record)
+        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+}
+
+/// Loads the model of a training checkpoint (the Learner saves the [`Classifier`]).
+pub fn load_checkpoint_model(
+    path: &Path,
+    architecture: &RepOptVggConfig,
+    device: &Device,
+) -> Result<RepOptVgg> {
+    let record = ModuleRecord::load(path)
+        .map_err(|e| file_error(path, format!("not a readable checkpoint: {e}")))?;
+    Classifier::new(architecture.init(device), 0.0)
+        .try_load_record(record)
+        .map(|classifier| classifier.model)
+        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("serializable");
+    write_atomic(path, text.as_bytes()).map_err(|e| file_error(path, e))
+}
