@@ -2,14 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-use burn::optim::GradientsParams;
-use burn::tensor::{Distribution, Int, Tensor};
 use clap::{Args, Parser, Subcommand};
-use repopt_core::{RepSgdConfig, UpdateRule, param_infos};
-use repopt_models::{
-    BlockMode, ConvImpl, RepOptVggConfig, RepOptVggHandler, ScaleStats, VggScales,
-};
+use repopt_models::{ConvImpl, RepOptVggConfig, ScaleStats, VggScales};
 use serde::Serialize;
 
 use crate::config::{DataFormat, Method, RunConfig};
@@ -110,7 +104,7 @@ pub enum Command {
     Quantize(QuantizeArgs),
     /// Check GR = CSLA: train a CSLA model with SGD and the equivalent target with the
     /// RepOptimizer on the same batches and print how far their kernels drift apart.
-    Verify(VerifyArgs),
+    Verify(crate::verify::VerifyArgs),
     /// Pictures: training curves of runs (`--runs a,b,c`), or the scales of a file (`--scales`).
     Plot {
         /// Run folders whose metrics.csv are drawn as curves.
@@ -406,44 +400,6 @@ pub struct QuantizeArgs {
     pub json: Option<PathBuf>,
 }
 
-/// Settings of `verify`.
-#[derive(Args, Debug)]
-pub struct VerifyArgs {
-    /// Architecture preset.
-    #[arg(long, default_value = "tiny")]
-    pub preset: String,
-    /// Scales file (default: random scales of both signs).
-    #[arg(long)]
-    pub scales: Option<PathBuf>,
-    /// Training steps.
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    /// Batch size.
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.02)]
-    pub lr: f64,
-    /// Input resolution. Train-mode BN needs enough values per channel in the last stage to be
-    /// well conditioned: at 32×32 the last stage is 1×1 and f32 rounding grows chaotically.
-    #[arg(long, default_value_t = 64)]
-    pub image_size: usize,
-    /// Largest relative kernel difference accepted.
-    #[arg(long, default_value_t = 1e-5)]
-    pub tolerance: f64,
-    /// Device.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Float type of both models: f64 shows the equivalence to rounding level; in f32 a rounding
-    /// difference occasionally flips a ReLU whose input is within 1e-7 of zero, and training
-    /// then amplifies it.
-    #[arg(long, default_value = "f64", value_parser = ["f32", "f64"])]
-    pub dtype: String,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
 /// Runs the command line.
 pub fn main_with(cli: Cli) -> Result<()> {
     match cli.command {
@@ -467,78 +423,17 @@ pub fn main_with(cli: Cli) -> Result<()> {
             }
             train(&config)
         }
-        Command::ExtractScales { run, out } => {
-            let record = RunRecord::load(&run)?;
-            let model = record.load_model(&run, &burn::tensor::Device::flex())?;
-            let scales = VggScales::extract(&model)?;
-            let out = out.unwrap_or_else(|| run.join(files::SCALES));
-            scales.save(&out)?;
-            println!(
-                "scales of {} blocks written to {}",
-                scales.blocks.len(),
-                out.display()
-            );
-            Ok(())
-        }
+        Command::ExtractScales { run, out } => extract_scales(&run, out),
         Command::Eval {
             run,
             data,
             test_limit,
             device,
             best,
-        } => {
-            let record = RunRecord::load(&run)?;
-            let mut config = record.config.clone();
-            if let Some(data) = data {
-                config.data = data;
-            }
-            config.test_limit = test_limit.or(config.test_limit);
-            let conv = crate::config::default_conv(&device);
-            let device = parse_device(&device)?;
-            let model = match best {
-                false => record.load_model(&run, &device)?,
-                true => {
-                    let epoch = run_folder::best_epoch(&run)?;
-                    println!("best epoch: {epoch}");
-                    let path = run
-                        .join(files::CHECKPOINTS)
-                        .join(format!("model-{epoch}.bpk"));
-                    run_folder::load_checkpoint_model(&path, &record.architecture, &device)?
-                }
-            }
-            .with_conv_impl(conv);
-            let data = crate::run_data::open_data(&config)?;
-            let options = LoaderOptions {
-                batch_size: config.batch_size,
-                num_workers: config.workers,
-                seed: config.seed,
-            };
-            let loader = crate::data::eval_loader(
-                data.test,
-                data.eval_transform,
-                data.normalize,
-                &options,
-                &device,
-            );
-            let report = crate::eval::evaluate(&model, loader)?;
-            println!("{}: {report}", run.display());
-            Ok(())
-        }
+        } => eval(&run, data, test_limit, &device, best),
         Command::Quantize(args) => quantize(&args),
-        Command::Export { run, out } => {
-            let card = crate::export::export(&run, &out)?;
-            println!(
-                "{} ({} classes, {}x{} input) written to {} and {}",
-                card.method,
-                card.classes.len(),
-                card.image_size,
-                card.image_size,
-                out.display(),
-                crate::export::card_path(&out).display()
-            );
-            Ok(())
-        }
-        Command::Verify(args) => verify(&args),
+        Command::Export { run, out } => export(&run, &out),
+        Command::Verify(args) => crate::verify::verify(&args),
         Command::InspectScales { file, preset } => inspect_scales(&file, preset.as_deref()),
         Command::Plot {
             runs,
@@ -558,6 +453,81 @@ pub fn main_with(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+fn extract_scales(run: &Path, out: Option<PathBuf>) -> Result<()> {
+    let record = RunRecord::load(run)?;
+    let model = record.load_model(run, &burn::tensor::Device::flex())?;
+    let scales = VggScales::extract(&model)?;
+    let out = out.unwrap_or_else(|| run.join(files::SCALES));
+    scales.save(&out)?;
+    println!(
+        "scales of {} blocks written to {}",
+        scales.blocks.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `repopt eval`: the final model (or the best epoch's checkpoint) on the run's test split, or
+/// on another data folder of the same format and classes.
+fn eval(
+    run: &Path,
+    data: Option<PathBuf>,
+    test_limit: Option<usize>,
+    device: &str,
+    best: bool,
+) -> Result<()> {
+    let record = RunRecord::load(run)?;
+    let mut config = record.config.clone();
+    if let Some(data) = data {
+        config.data = data;
+    }
+    config.test_limit = test_limit.or(config.test_limit);
+    let conv = crate::config::default_conv(device);
+    let device = parse_device(device)?;
+    let model = match best {
+        false => record.load_model(run, &device)?,
+        true => {
+            let epoch = run_folder::best_epoch(run)?;
+            println!("best epoch: {epoch}");
+            let path = run
+                .join(files::CHECKPOINTS)
+                .join(format!("model-{epoch}.bpk"));
+            run_folder::load_checkpoint_model(&path, &record.architecture, &device)?
+        }
+    }
+    .with_conv_impl(conv);
+    let data = crate::run_data::open_data(&config)?;
+    let options = LoaderOptions {
+        batch_size: config.batch_size,
+        num_workers: config.workers,
+        seed: config.seed,
+    };
+    let loader = crate::data::eval_loader(
+        data.test,
+        data.eval_transform,
+        data.normalize,
+        &options,
+        &device,
+    );
+    let report = crate::eval::evaluate(&model, loader)?;
+    println!("{}: {report}", run.display());
+    Ok(())
+}
+
+fn export(run: &Path, out: &Path) -> Result<()> {
+    let card = crate::export::export(run, out)?;
+    println!(
+        "{} ({} classes, {}x{} input) written to {} and {}",
+        card.method,
+        card.classes.len(),
+        card.image_size,
+        card.image_size,
+        out.display(),
+        crate::export::card_path(out).display()
+    );
+    Ok(())
 }
 
 fn train(config: &RunConfig) -> Result<()> {
@@ -771,147 +741,4 @@ fn inspect_scales(file: &Path, preset: Option<&str>) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn verify(args: &VerifyArgs) -> Result<()> {
-    let mut device = parse_device(&args.device)?;
-    if args.dtype == "f64" {
-        device
-            .configure(
-                burn::tensor::DeviceConfig::default().float_dtype(burn::tensor::FloatDType::F64),
-            )
-            .map_err(|e| {
-                TrainError::Config(format!("{} cannot compute in f64: {e:?}", args.device))
-            })?;
-    }
-    let device = device.autodiff();
-    device.seed(args.seed);
-    let preset = RepOptVggConfig::preset(&args.preset)
-        .ok_or_else(|| TrainError::Config(format!("unknown preset `{}`", args.preset)))?
-        .with_num_classes(10);
-    // Scales files of this crate record their architecture; official .pth files use the preset.
-    let scales = match &args.scales {
-        Some(path) if is_pth(path) => VggScales::load(path, Some(&preset))?,
-        Some(path) => VggScales::load(path, None)?,
-        None => VggScales::random(&preset, args.seed, (-0.5, 1.5), (0.5, 1.5)),
-    };
-    let target_config = scales
-        .architecture
-        .clone()
-        .unwrap_or(preset)
-        .with_mode(BlockMode::Target);
-    scales.validate_for(&target_config)?;
-    let (channels, classes) = (target_config.in_channels, target_config.num_classes as f64);
-    let mut csla = target_config
-        .clone()
-        .with_mode(BlockMode::Csla)
-        .init(&device);
-    csla = csla.try_map_blocks(|mut block| {
-        let s = scales.block(&block.spec.name).expect("validated");
-        for (layer, values) in [
-            (&mut block.scale_conv, &s.conv),
-            (&mut block.scale_1x1, &s.conv_1x1),
-        ] {
-            if let Some(layer) = layer {
-                let t = Tensor::<1>::from_floats(values.as_slice(), &device);
-                layer.weight = burn::module::Param::from_tensor(t).set_require_grad(false);
-            }
-        }
-        if let (Some(layer), Some(values)) = (&mut block.scale_identity, &s.identity) {
-            layer.weight = burn::module::Param::from_tensor(Tensor::<1>::from_floats(
-                values.as_slice(),
-                &device,
-            ));
-        }
-        Ok(block)
-    })?;
-    let mut target = csla.equivalent_target()?;
-    let handler = RepOptVggHandler::new(VggScales::extract(&csla)?);
-    let mults = handler.grad_mults_for(&target, UpdateRule::Sgd, &device)?;
-    let settings = RepSgdConfig::new()
-        .with_nesterov(true)
-        .with_weight_decay(1e-4);
-    let mut target_optim =
-        settings.init_with_decay(&target, &mults, repopt_models::decays_weight)?;
-    // Burn's own SGD on the CSLA model, with the same decay rule.
-    let undecayed: Vec<String> = param_infos(&csla)
-        .into_iter()
-        .filter(|p| !repopt_models::decays_weight(p))
-        .map(|p| p.path)
-        .collect();
-    let momentum = Some(burn::optim::momentum::MomentumConfig {
-        momentum: 0.9,
-        dampening: 0.0,
-        nesterov: true,
-    });
-    let mut csla_optim = burn::optim::SgdConfig::new()
-        .with_momentum(momentum.clone())
-        .with_weight_decay(Some(burn::optim::decay::WeightDecayConfig {
-            penalty: 1e-4,
-        }))
-        .init()
-        .with_group(
-            burn::module::ParamGroup::from_paths(undecayed),
-            burn::optim::SgdConfig::new()
-                .with_momentum(momentum)
-                .build(),
-            None,
-        );
-    let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
-    let size = args.image_size;
-    let batches: Vec<_> = (0..2)
-        .map(|_| {
-            (
-                Tensor::<4>::random(
-                    [args.batch_size, channels, size, size],
-                    Distribution::Default,
-                    &device,
-                ),
-                Tensor::<1, Int>::random(
-                    [args.batch_size],
-                    Distribution::Uniform(0.0, classes),
-                    &device,
-                ),
-            )
-        })
-        .collect();
-    let mut worst = 0.0f64;
-    for step in 0..args.steps {
-        let (x, y) = batches[step % batches.len()].clone();
-        let loss = loss_fn.forward(csla.forward(x.clone()), y.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &csla);
-        csla = csla_optim.step(args.lr, csla, grads);
-        let loss = loss_fn.forward(target.forward(x), y);
-        let grads = GradientsParams::from_grads(loss.backward(), &target);
-        target = target_optim.step(args.lr, target, grads);
-    }
-    let equivalent = csla.equivalent_target()?;
-    println!("{:<10} {:>14}", "block", "relative diff");
-    for (a, b) in target.blocks().iter().zip(equivalent.blocks()) {
-        let ka = a.conv.as_ref().expect("target block").weight.val();
-        let kb = b.conv.as_ref().expect("target block").weight.val();
-        let rel = (ka - kb.clone()).abs().sum().into_scalar::<f64>()
-            / kb.abs().sum().into_scalar::<f64>();
-        worst = worst.max(rel);
-        println!("{:<10} {:>14.3e}", a.spec.name, rel);
-    }
-    let _ = target.valid();
-    println!(
-        "after {} steps in {}: largest relative difference {worst:.3e} (tolerance {:.0e})",
-        args.steps, args.dtype, args.tolerance
-    );
-    if worst > args.tolerance {
-        return Err(TrainError::Stopped(format!(
-            "GR and CSLA differ by {worst:.3e} > {:.0e}",
-            args.tolerance
-        )));
-    }
-    Ok(())
-}
-
-fn is_pth(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("pth" | "pt")
-    )
 }

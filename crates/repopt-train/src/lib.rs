@@ -25,6 +25,7 @@ pub mod run_data;
 pub mod run_folder;
 pub mod schedule;
 pub mod trainer;
+pub mod verify;
 
 pub use config::{DataFormat, Method, RunConfig};
 pub use error::{Result, TrainError};
