@@ -1,5 +1,5 @@
 //! `repopt verify`: CSLA + SGD and target + RepOptimizer keep equivalent kernels, for random
-//! scales of both signs and for the released B1 scales' architecture.
+//! scales of both signs.
 
 use std::process::Command;
 
