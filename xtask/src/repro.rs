@@ -656,139 +656,29 @@ fn collect(plan: &Plan) -> Result<Vec<Finished>, String> {
     Ok(all)
 }
 
+/// Top-1 of every finished run of `method`.
+fn top1(runs: &[Finished], method: &str) -> Vec<f64> {
+    runs.iter()
+        .filter(|r| r.method == method)
+        .map(|r| r.outcome.top1)
+        .collect()
+}
+
+/// The table, results.json and pictures of the finished plan (and copies in docs/).
 fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
     let runs = collect(plan)?;
-    let top1 = |method: &str| -> Vec<f64> {
-        runs.iter()
-            .filter(|r| r.method == method)
-            .map(|r| r.outcome.top1)
-            .collect()
-    };
-    let mut table = String::from(
-        "| method | top-1 (%) mean ± std | seeds | min – max | last-10 % gain (max) | s / epoch | peak memory (MiB) |\n|---|---|---|---|---|---|---|\n",
-    );
-    let mut failures = Vec::new();
-    let mut unconverged = Vec::new();
-    for (method, description) in METHODS {
-        let mine: Vec<&Finished> = runs.iter().filter(|r| r.method == method).collect();
-        let values = top1(method);
-        let gains: Vec<f64> = mine.iter().filter_map(|r| late_gain(&r.curve)).collect();
-        let max_gain = gains.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        for r in &mine {
-            if late_gain(&r.curve).is_some_and(|g| g >= PLATEAU_POINTS) {
-                unconverged.push(format!("{method} seed {}", r.seed));
-            }
-        }
-        let seconds = stats::mean(
-            &mine
-                .iter()
-                .map(|r| r.outcome.seconds_per_epoch)
-                .collect::<Vec<_>>(),
-        );
-        let memory = mine
-            .iter()
-            .filter_map(|r| r.outcome.peak_memory_mib)
-            .fold(0.0, f64::max);
-        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        table.push_str(&format!(
-            "| {description} | {:.2} ± {:.2} | {} | {lo:.2} – {hi:.2} | {max_gain:+.2} | {seconds:.1} | {memory:.0} |\n",
-            stats::mean(&values),
-            stats::std(&values),
-            values.len(),
-        ));
-        if plan.quick && values.iter().any(|&v| v < 20.0) {
-            failures.push(format!("{method}: top-1 {values:?}"));
-        }
-    }
-    table.push_str(
-        "\n| difference | estimate (points) | 95 % CI (Welch) | df |\n|---|---|---|---|\n",
-    );
-    let repopt_top1 = top1("repopt");
-    let mut differences = Vec::new();
-    for other in [
-        "plain",
-        "repvgg",
-        "repopt-ones",
-        "reinit-only",
-        "mults-only",
-    ] {
-        if let Some(d) = stats::welch(&repopt_top1, &top1(other)) {
-            table.push_str(&format!(
-                "| RepOpt − {other} | {:+.2} | [{:+.2}, {:+.2}] | {:.1} |\n",
-                d.estimate, d.low, d.high, d.df
-            ));
-            differences.push(serde_json::json!({
-                "minus": other, "estimate": d.estimate, "ci95": [d.low, d.high], "df": d.df,
-            }));
-        }
-    }
-    table.push_str(&format!(
-        "\nConvergence (test top-1 gain over the last 10 % of epochs < {PLATEAU_POINTS} points): {}\n",
-        if unconverged.is_empty() {
-            "met by every run".to_string()
-        } else {
-            format!("NOT met by {}", unconverged.join(", "))
-        }
-    ));
-
+    let (mut table, failures) = method_table(plan, &runs);
+    let (differences_md, differences) = differences_table(&runs);
+    table.push_str(&differences_md);
+    table.push_str(&plateau_line(&runs));
     table.push_str(&convergence_check(plan, &runs));
+    table.push_str(&scales_section(plan, repopt)?);
     let out = &plan.out;
     let summary = out.join("results.md");
     crate::write_text(&summary, &table)?;
     let json = out.join("results.json");
-    let per_run: Vec<serde_json::Value> = runs
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "method": r.method, "seed": r.seed, "top1": r.outcome.top1,
-                "seconds_per_epoch": r.outcome.seconds_per_epoch,
-                "peak_memory_mib": r.outcome.peak_memory_mib,
-                "test_top1_per_epoch": r.curve,
-            })
-        })
-        .collect();
-    let document = serde_json::json!({
-        "protocol": {
-            "data": if plan.quick { "8,000 CIFAR-10 training images, 1,000 test images" }
-                    else { "all 50,000 CIFAR-10 training images, the 10,000 test images" },
-            "epochs": plan.epochs, "hs_epochs": plan.hs_epochs, "seeds": plan.seeds,
-            "flags": plan.common("DATA"),
-            "plateau_points": PLATEAU_POINTS,
-        },
-        "runs": per_run,
-        "differences": differences,
-    });
-    crate::write_text(
-        &json,
-        &serde_json::to_string_pretty(&document).expect("json"),
-    )?;
-
-    let curves_png = out.join("curves.png");
-    let scales_png = out.join("scales.png");
-    let dirs: Vec<String> = METHODS
-        .iter()
-        .map(|(m, _)| plan.run_dir(m, 0).display().to_string())
-        .collect();
-    let labels: Vec<&str> = METHODS.iter().map(|(m, _)| *m).collect();
-    let mut plot = Command::new(repopt);
-    plot.args([
-        "plot",
-        "--runs",
-        &dirs.join(","),
-        "--labels",
-        &labels.join(","),
-    ])
-    .arg("--out")
-    .arg(&curves_png);
-    crate::run(plot)?;
-    let mut plot = Command::new(repopt);
-    plot.arg("plot")
-        .arg("--scales")
-        .arg(plan.hs_dir().join("scales.safetensors"))
-        .arg("--out")
-        .arg(&scales_png);
-    crate::run(plot)?;
+    crate::write_text(&json, &results_json(plan, &runs, differences))?;
+    let (curves_png, scales_png) = pictures(plan, repopt)?;
     println!(
         "\n{table}\ncurves {}\nscales {}",
         curves_png.display(),
@@ -812,6 +702,173 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Per method: top-1 mean ± sample std, seeds, range, the largest late gain, time per epoch and
+/// peak memory; and, in the quick version, the methods that stayed near chance.
+fn method_table(plan: &Plan, runs: &[Finished]) -> (String, Vec<String>) {
+    let mut table = String::from(
+        "| method | top-1 (%) mean ± std | seeds | min – max | last-10 % gain (max) | s / epoch | peak memory (MiB) |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut failures = Vec::new();
+    for (method, description) in METHODS {
+        let mine: Vec<&Finished> = runs.iter().filter(|r| r.method == method).collect();
+        let values = top1(runs, method);
+        let max_gain = mine
+            .iter()
+            .filter_map(|r| late_gain(&r.curve))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let seconds: Vec<f64> = mine.iter().map(|r| r.outcome.seconds_per_epoch).collect();
+        let memory = mine
+            .iter()
+            .filter_map(|r| r.outcome.peak_memory_mib)
+            .fold(0.0, f64::max);
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        table.push_str(&format!(
+            "| {description} | {:.2} ± {:.2} | {} | {lo:.2} – {hi:.2} | {max_gain:+.2} | {:.1} | {memory:.0} |\n",
+            stats::mean(&values),
+            stats::std(&values),
+            values.len(),
+            stats::mean(&seconds),
+        ));
+        if plan.quick && values.iter().any(|&v| v < 20.0) {
+            failures.push(format!("{method}: top-1 {values:?}"));
+        }
+    }
+    (table, failures)
+}
+
+/// Welch's 95 % interval of RepOpt-VGG minus each other method, as a table and as JSON.
+fn differences_table(runs: &[Finished]) -> (String, Vec<serde_json::Value>) {
+    let mut table = String::from(
+        "\n| difference | estimate (points) | 95 % CI (Welch) | df |\n|---|---|---|---|\n",
+    );
+    let repopt = top1(runs, "repopt");
+    let mut json = Vec::new();
+    for (other, _) in METHODS.iter().skip(1) {
+        if let Some(d) = stats::welch(&repopt, &top1(runs, other)) {
+            table.push_str(&format!(
+                "| RepOpt − {other} | {:+.2} | [{:+.2}, {:+.2}] | {:.1} |\n",
+                d.estimate, d.low, d.high, d.df
+            ));
+            json.push(serde_json::json!({
+                "minus": other, "estimate": d.estimate, "ci95": [d.low, d.high], "df": d.df,
+            }));
+        }
+    }
+    (table, json)
+}
+
+/// Whether every run met the plateau criterion, and which did not.
+fn plateau_line(runs: &[Finished]) -> String {
+    let unconverged: Vec<String> = runs
+        .iter()
+        .filter(|r| late_gain(&r.curve).is_some_and(|g| g >= PLATEAU_POINTS))
+        .map(|r| format!("{} seed {}", r.method, r.seed))
+        .collect();
+    format!(
+        "\nConvergence (test top-1 gain over the last 10 % of epochs < {PLATEAU_POINTS} points): {}\n",
+        if unconverged.is_empty() {
+            "met by every run".to_string()
+        } else {
+            format!("NOT met by {}", unconverged.join(", "))
+        }
+    )
+}
+
+/// The scales the search started from and the searched ones, per block (`repopt inspect-scales`).
+fn scales_section(plan: &Plan, repopt: &Path) -> Result<String, String> {
+    let mut section = String::from("\nScales per block (mean ± std [min, max] over channels)\n");
+    for (title, file) in [
+        ("initial", "scales-initial.safetensors"),
+        ("searched", "scales.safetensors"),
+    ] {
+        let path = plan.hs_dir().join(file);
+        if !path.is_file() {
+            continue;
+        }
+        let output = Command::new(repopt)
+            .arg("inspect-scales")
+            .arg(&path)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", repopt.display()))?;
+        section.push_str(&format!(
+            "\n{title}:\n\n```text\n{}```\n",
+            String::from_utf8_lossy(&output.stdout)
+        ));
+    }
+    Ok(section)
+}
+
+/// results.json: the protocol, every run's top-1 and per-epoch curve, and the differences.
+fn results_json(plan: &Plan, runs: &[Finished], differences: Vec<serde_json::Value>) -> String {
+    let per_run: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "method": r.method, "seed": r.seed, "top1": r.outcome.top1,
+                "seconds_per_epoch": r.outcome.seconds_per_epoch,
+                "peak_memory_mib": r.outcome.peak_memory_mib,
+                "test_top1_per_epoch": r.curve,
+            })
+        })
+        .collect();
+    let long: Vec<serde_json::Value> = LONG_METHODS
+        .iter()
+        .filter_map(|m| {
+            let dir = plan.out.join(format!("{m}-long"));
+            let outcome = read_outcome(&dir).ok()?;
+            Some(serde_json::json!({
+                "method": m, "seed": 0, "epochs": plan.long_epochs, "top1": outcome.top1,
+                "test_top1_per_epoch": test_curve(&dir).ok(),
+            }))
+        })
+        .collect();
+    let document = serde_json::json!({
+        "protocol": {
+            "data": if plan.quick { "8,000 CIFAR-10 training images, 1,000 test images" }
+                    else { "all 50,000 CIFAR-10 training images, the 10,000 test images" },
+            "epochs": plan.epochs, "hs_epochs": plan.hs_epochs, "seeds": plan.seeds,
+            "long_epochs": plan.long_epochs,
+            "flags": plan.common("DATA"),
+            "plateau_points": PLATEAU_POINTS,
+        },
+        "runs": per_run,
+        "long_runs": long,
+        "differences": differences,
+    });
+    serde_json::to_string_pretty(&document).expect("json")
+}
+
+/// The curves of seed 0's runs and the searched scales, as PNGs in `--out`.
+fn pictures(plan: &Plan, repopt: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let curves_png = plan.out.join("curves.png");
+    let scales_png = plan.out.join("scales.png");
+    let dirs: Vec<String> = METHODS
+        .iter()
+        .map(|(m, _)| plan.run_dir(m, 0).display().to_string())
+        .collect();
+    let labels: Vec<&str> = METHODS.iter().map(|(m, _)| *m).collect();
+    let mut plot = Command::new(repopt);
+    plot.args([
+        "plot",
+        "--runs",
+        &dirs.join(","),
+        "--labels",
+        &labels.join(","),
+    ])
+    .arg("--out")
+    .arg(&curves_png);
+    crate::run(plot)?;
+    let mut plot = Command::new(repopt);
+    plot.arg("plot")
+        .arg("--scales")
+        .arg(plan.hs_dir().join("scales.safetensors"))
+        .arg("--out")
+        .arg(&scales_png);
+    crate::run(plot)?;
+    Ok((curves_png, scales_png))
 }
 
 /// `<out>/data/cifar10-jpg` extracted from the shared archive (once), or the folder given.
