@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -12,43 +11,15 @@ use repopt_core::param_infos;
 use repopt_models::VggScales;
 use repopt_train::RunRecord;
 
-fn repopt(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
-        .args(args)
-        .output()
-        .expect("run repopt");
-    eprintln!(
-        "$ repopt {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn ok(args: &[&str]) -> String {
-    let output = repopt(args);
-    assert!(output.status.success(), "repopt {} failed", args.join(" "));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// The error message of a command that must fail.
 fn fails(args: &[&str]) -> String {
-    let output = repopt(args);
+    let output = common::repopt(args);
     assert!(
         !output.status.success(),
         "repopt {} should fail",
         args.join(" ")
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn fashion_mnist() -> Option<&'static str> {
-    common::require_data(
-        Path::new(common::FASHION_MNIST_DIR),
-        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
-    )
-    .then_some(common::FASHION_MNIST_DIR)
 }
 
 fn top1(text: &str) -> f64 {
@@ -67,7 +38,9 @@ fn path_str(p: &Path) -> &str {
 
 #[test]
 fn hyper_search_extract_train_eval_on_fashion_mnist() {
-    let Some(data) = fashion_mnist() else { return };
+    let Some(data) = common::fashion_mnist() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let hs = tmp.path().join("hs");
     let common = [
@@ -91,7 +64,7 @@ fn hyper_search_extract_train_eval_on_fashion_mnist() {
     let mut args = vec!["hs"];
     args.extend(common);
     args.extend(["--out", path_str(&hs)]);
-    ok(&args);
+    common::repopt_ok(&args);
     for file in [
         "scales.safetensors",
         "model.bpk",
@@ -109,7 +82,7 @@ fn hyper_search_extract_train_eval_on_fashion_mnist() {
     );
 
     let extracted = tmp.path().join("extracted.safetensors");
-    ok(&[
+    common::repopt_ok(&[
         "extract-scales",
         "--run",
         path_str(&hs),
@@ -119,7 +92,7 @@ fn hyper_search_extract_train_eval_on_fashion_mnist() {
     let a = VggScales::load(&extracted, None).unwrap();
     let b = VggScales::load(&hs.join("scales.safetensors"), None).unwrap();
     assert_eq!(a.blocks, b.blocks);
-    let table = ok(&["inspect-scales", path_str(&extracted)]);
+    let table = common::repopt_ok(&["inspect-scales", path_str(&extracted)]);
     assert!(table.contains("stage1.1") && table.contains("±"), "{table}");
 
     let trained = tmp.path().join("repopt");
@@ -132,12 +105,12 @@ fn hyper_search_extract_train_eval_on_fashion_mnist() {
     ];
     args.extend(common);
     args.extend(["--out", path_str(&trained)]);
-    let summary = ok(&args);
+    let summary = common::repopt_ok(&args);
     assert!(
         summary.contains("model") && summary.contains("metrics"),
         "{summary}"
     );
-    let report = ok(&["eval", "--run", path_str(&trained)]);
+    let report = common::repopt_ok(&["eval", "--run", path_str(&trained)]);
     let accuracy = top1(&report);
     assert!(
         accuracy > 30.0,
@@ -147,7 +120,9 @@ fn hyper_search_extract_train_eval_on_fashion_mnist() {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
-    let Some(data) = fashion_mnist() else { return };
+    let Some(data) = common::fashion_mnist() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     // A scales artifact for the 1-channel tiny model: the resumed run rebuilds its Grad Mults
     // from it.
@@ -202,7 +177,7 @@ fn resumed_run_equals_uninterrupted_run() {
         }
         a
     };
-    let run = |a: Vec<String>| ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = |a: Vec<String>| common::repopt_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
     run(args(&full, false));
 
     // The same run, interrupted after epoch 1: only epoch 1's checkpoint survives.
@@ -271,7 +246,7 @@ fn cifar10_jpeg_folder_trains_and_evaluates() {
     common::copy_dir(&test, &root.join("train"));
     common::copy_dir(&test, &root.join("test"));
     let out = tmp.path().join("run");
-    let summary = ok(&[
+    let summary = common::repopt_ok(&[
         "train",
         "--method",
         "repvgg",
@@ -338,7 +313,7 @@ fn bad_input_gives_clear_errors() {
     assert!(err.contains("broken.jpg"), "{err}");
 
     // A truncated IDX file.
-    if let Some(data) = fashion_mnist() {
+    if let Some(data) = common::fashion_mnist() {
         let idx = tmp.path().join("idx");
         std::fs::create_dir_all(&idx).unwrap();
         for name in [
@@ -412,7 +387,9 @@ fn bad_input_gives_clear_errors() {
 
 #[test]
 fn existing_checkpoints_are_never_overwritten() {
-    let Some(data) = fashion_mnist() else { return };
+    let Some(data) = common::fashion_mnist() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let args = [
@@ -434,7 +411,7 @@ fn existing_checkpoints_are_never_overwritten() {
         "--out",
         path_str(&out),
     ];
-    ok(&args);
+    common::repopt_ok(&args);
     let before = std::fs::read(out.join("checkpoint/model-1.bpk")).unwrap();
     let err = fails(&args);
     assert!(err.contains("--resume"), "{err}");

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn args(data: &str, out: &Path, resume: bool) -> Vec<String> {
@@ -41,36 +41,14 @@ fn args(data: &str, out: &Path, resume: bool) -> Vec<String> {
     args
 }
 
-fn repopt(args: &[String]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
-        .args(args)
-        .output()
-        .expect("run repopt");
-    eprintln!(
-        "$ repopt {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "repopt {} failed", args.join(" "));
-    output
-}
-
-fn fashion_mnist() -> Option<&'static str> {
-    let dir = common::FASHION_MNIST_DIR;
-    common::require_data(
-        Path::new(dir),
-        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
-    )
-    .then_some(dir)
-}
-
 #[test]
 fn killed_mid_epoch_resumes_to_the_same_weights() {
-    let Some(data) = fashion_mnist() else { return };
+    let Some(data) = common::fashion_mnist() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
-    repopt(&args(data, &whole, false));
+    common::repopt_ok(&args(data, &whole, false));
 
     let killed = tmp.path().join("killed");
     let mut child = Command::new(env!("CARGO_BIN_EXE_repopt"))
@@ -101,7 +79,8 @@ fn killed_mid_epoch_resumes_to_the_same_weights() {
         "the run finished before the kill; make it longer"
     );
 
-    let log = repopt(&args(data, &killed, true));
+    let log = common::repopt(&args(data, &killed, true));
+    assert!(log.status.success());
     assert!(
         String::from_utf8_lossy(&log.stdout).contains("resuming at epoch"),
         "the second invocation did not resume"
@@ -111,10 +90,12 @@ fn killed_mid_epoch_resumes_to_the_same_weights() {
 
 #[test]
 fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
-    let Some(data) = fashion_mnist() else { return };
+    let Some(data) = common::fashion_mnist() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
-    repopt(&args(data, &whole, false));
+    common::repopt_ok(&args(data, &whole, false));
 
     // Epochs 2 and 3 are kept; truncate epoch 3's optimizer file, as a full disk would.
     let damaged = tmp.path().join("damaged");
@@ -125,7 +106,8 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
     let bytes = std::fs::read(&optim).unwrap();
     std::fs::write(&optim, &bytes[..bytes.len() / 2]).unwrap();
 
-    let log = repopt(&args(data, &damaged, true));
+    let log = common::repopt(&args(data, &damaged, true));
+    assert!(log.status.success());
     let stderr = String::from_utf8_lossy(&log.stderr);
     assert!(
         stderr.contains("epoch 3 is damaged") && stderr.contains("optim-3.bpk"),

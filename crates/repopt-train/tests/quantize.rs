@@ -4,22 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-
-fn repopt(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
-        .args(args)
-        .output()
-        .expect("run repopt");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    eprintln!(
-        "$ repopt {}\n{stdout}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "repopt {} failed", args.join(" "));
-    stdout
-}
 
 #[test]
 fn trained_runs_quantize_and_evaluate_under_every_scheme() {
@@ -34,7 +18,7 @@ fn trained_runs_quantize_and_evaluate_under_every_scheme() {
     for method in ["repvgg", "plain"] {
         let run = tmp.path().join(method);
         let run = run.to_str().unwrap();
-        repopt(&[
+        common::repopt_ok(&[
             "train",
             "--method",
             method,
@@ -57,7 +41,7 @@ fn trained_runs_quantize_and_evaluate_under_every_scheme() {
             "--out",
             run,
         ]);
-        let table = repopt(&["quantize", "--run", run, "--calibration-images", "64"]);
+        let table = common::repopt_ok(&["quantize", "--run", run, "--calibration-images", "64"]);
         assert!(
             table.contains("per channel") && table.contains("percentile 99.99"),
             "{table}"
@@ -90,7 +74,7 @@ fn trained_runs_quantize_and_evaluate_under_every_scheme() {
             assert!(c >= t - 0.5 && t > 10.0, "{layer}");
         }
     }
-    let help = repopt(&["quantize", "--help"]);
+    let help = common::repopt_ok(&["quantize", "--help"]);
     for word in [
         "per-channel",
         "per-tensor",

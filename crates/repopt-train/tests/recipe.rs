@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use burn::data::dataset::{Dataset, InMemDataset};
 use image::{DynamicImage, ImageFormat, imageops::FilterType};
@@ -125,20 +124,6 @@ fn every_recipe_brings_images_to_the_requested_size() {
     }
 }
 
-fn repopt(args: &[&str]) -> std::process::Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
-        .args(args)
-        .output()
-        .expect("run repopt");
-    eprintln!(
-        "$ repopt {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 /// A file name, how the photograph is changed, and the format it is saved in.
 type Variant = (&'static str, fn(DynamicImage) -> DynamicImage, ImageFormat);
 
@@ -203,7 +188,7 @@ fn mixed_size_image_folder_trains_at_any_size() {
     let data = mixed_folder(&archive, tmp.path());
     for size in ["40", "72"] {
         let out = tmp.path().join(format!("run{size}"));
-        let output = repopt(&[
+        let output = common::repopt(&[
             "train",
             "--method",
             "plain",
@@ -225,7 +210,7 @@ fn mixed_size_image_folder_trains_at_any_size() {
             out.to_str().unwrap(),
         ]);
         assert!(output.status.success(), "--image-size {size} failed");
-        let eval = repopt(&["eval", "--run", out.to_str().unwrap()]);
+        let eval = common::repopt(&["eval", "--run", out.to_str().unwrap()]);
         assert!(eval.status.success(), "eval at {size} failed");
         let record = repopt_train::RunRecord::load(&out).unwrap();
         assert_eq!(record.config.image_size.to_string(), size);
@@ -268,13 +253,13 @@ fn clipping_is_for_the_hyper_search_only() {
     let mut args = vec!["hs"];
     args.extend(common_args);
     args.extend(["--out", hs.to_str().unwrap()]);
-    assert!(repopt(&args).status.success());
+    assert!(common::repopt(&args).status.success());
     assert!(hs.join("scales-initial.safetensors").is_file());
     let mut args = vec!["train", "--method", "repopt-ones"];
     args.extend(common_args);
     let out = tmp.path().join("refused");
     args.extend(["--out", out.to_str().unwrap()]);
-    let refused = repopt(&args);
+    let refused = common::repopt(&args);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("clipping"));
 }

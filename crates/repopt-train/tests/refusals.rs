@@ -4,21 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn repopt(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
-        .args(args)
-        .output()
-        .expect("run repopt");
-    eprintln!(
-        "$ repopt {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 /// The one-line error of a command that must fail before any training.
 fn refused(extra: &[&str]) -> String {
@@ -36,7 +21,7 @@ fn refused(extra: &[&str]) -> String {
         out.to_str().unwrap(),
     ];
     args.extend(extra);
-    let output = repopt(&args);
+    let output = common::repopt(&args);
     assert!(!output.status.success(), "{extra:?} should be refused");
     assert!(
         !out.join("checkpoint").exists(),
@@ -106,7 +91,7 @@ fn two_classes_train_without_a_top5_metric() {
         }
     }
     let out = tmp.path().join("run");
-    let output = repopt(&[
+    let output = common::repopt(&[
         "train",
         "--method",
         "plain",

@@ -4,27 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn repopt(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
-        .args(args)
-        .output()
-        .expect("run repopt");
-    eprintln!(
-        "$ repopt {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn ok(args: &[&str]) -> String {
-    let output = repopt(args);
-    assert!(output.status.success(), "repopt {} failed", args.join(" "));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -55,7 +34,7 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
-    ok(&[
+    common::repopt_ok(&[
         "train",
         "--method",
         "plain",
@@ -96,7 +75,7 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
             "epoch {epoch} not kept (best is {best})"
         );
     }
-    let report = ok(&["eval", "--run", path(&whole), "--best"]);
+    let report = common::repopt_ok(&["eval", "--run", path(&whole), "--best"]);
     assert!(report.contains(&format!("best epoch: {best}")), "{report}");
     let at = report.find("top-1 ").unwrap() + 6;
     let top1: f64 = report[at..]
@@ -116,14 +95,14 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
     for file in ["model.bpk", "outcome.json"] {
         std::fs::remove_file(resumed.join(file)).unwrap();
     }
-    let refused = repopt(&["train", "--resume", path(&resumed), "--lr", "0.5"]);
+    let refused = common::repopt(&["train", "--resume", path(&resumed), "--lr", "0.5"]);
     assert!(!refused.status.success());
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(
         message.contains("--lr") && message.contains("run.json"),
         "{message}"
     );
-    let log = ok(&["train", "--resume", path(&resumed), "--workers", "0"]);
+    let log = common::repopt_ok(&["train", "--resume", path(&resumed), "--workers", "0"]);
     assert!(log.contains("resuming at epoch 4"), "{log}");
     assert!(
         common::final_weights(&whole) == common::final_weights(&resumed),
@@ -133,7 +112,7 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
     // A run's run.json is a --config for a new run.
     let again = tmp.path().join("again");
     let config = whole.join("run.json");
-    ok(&[
+    common::repopt_ok(&[
         "train",
         "--config",
         path(&config),

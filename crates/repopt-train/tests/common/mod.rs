@@ -128,3 +128,39 @@ pub fn final_weights(dir: &Path) -> Vec<Vec<u32>> {
     model.visit(&mut collect);
     collect.0
 }
+
+/// Runs the `repopt` binary with `args`, echoing the command and its output (shown for failing
+/// tests).
+pub fn repopt<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_repopt"))
+        .args(args)
+        .output()
+        .expect("run repopt");
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    eprintln!(
+        "$ repopt {}\n{}{}",
+        shown.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs `repopt` with `args`, requires success, and returns its standard output.
+pub fn repopt_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let output = repopt(args);
+    assert!(output.status.success(), "repopt failed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The Fashion-MNIST folder, if installed (a missing one fails loudly unless allowed).
+pub fn fashion_mnist() -> Option<&'static str> {
+    require_data(
+        Path::new(FASHION_MNIST_DIR),
+        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
+    )
+    .then_some(FASHION_MNIST_DIR)
+}
