@@ -25,7 +25,9 @@ use burn::optim::{
 };
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use criterion::{Criterion, SamplingMode};
-use repopt_core::{GradMults, RepAdamWConfig, RepSgd, RepSgdConfig, UpdateRule};
+use repopt_core::{
+    GradMults, RepAdamWConfig, RepOptimizerConfig, RepSgd, RepSgdConfig, UpdateRule,
+};
 use repopt_models::{BlockMode, RepOptVgg, RepOptVggConfig, RepOptVggHandler, VggScales};
 
 const LEARNING_RATE: LearningRate = 1e-3;

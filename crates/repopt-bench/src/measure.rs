@@ -6,7 +6,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, LearningRate, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use repopt_core::{GradMults, RepSgdConfig, UpdateRule};
+use repopt_core::{GradMults, RepOptimizerConfig, RepSgdConfig, UpdateRule};
 use repopt_models::{
     RepOptVgg, RepOptVggConfig, RepOptVggHandler, SplitMix64, VggScales, decays_weight,
 };

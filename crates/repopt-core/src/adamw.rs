@@ -1,15 +1,14 @@
 //! RepOptimizer AdamW, with the official RepOptimizers semantics.
 
 use burn::config::Config;
-use burn::module::Module;
 use burn::optim::LearningRate;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWState, AdaptiveMomentumState, ModuleOptimizer, Optimizer};
+use burn::optim::{AdamWState, AdaptiveMomentumState, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{RepOptError, Result};
-use crate::grad_mult::{GradMult, GradMults, ParamInfo};
-use crate::groups::build_module_optimizer;
+use crate::grad_mult::GradMult;
+use crate::groups::RepOptimizerConfig;
 
 /// Configuration of [`RepAdamW`], with PyTorch's defaults (eps 1e-8, weight decay 1e-2).
 ///
@@ -45,7 +44,9 @@ pub struct RepAdamWConfig {
     pub gradient_clipping: Option<GradientClippingConfig>,
 }
 
-impl RepAdamWConfig {
+impl RepOptimizerConfig for RepAdamWConfig {
+    type Optim = RepAdamW;
+
     fn check(&self) -> Result<()> {
         for (name, beta) in [("beta_1", self.beta_1), ("beta_2", self.beta_2)] {
             if !(0.0..1.0).contains(&beta) {
@@ -62,8 +63,11 @@ impl RepAdamWConfig {
         Ok(())
     }
 
-    /// The per-parameter optimizer for one mult (or none) and decay flag.
-    pub fn build(&self, mult: Option<GradMult>, decayed: bool) -> RepAdamW {
+    fn clipping(&self) -> Option<&GradientClippingConfig> {
+        self.gradient_clipping.as_ref()
+    }
+
+    fn build(&self, mult: Option<GradMult>, decayed: bool) -> RepAdamW {
         RepAdamW {
             beta_1: self.beta_1,
             beta_2: self.beta_2,
@@ -71,28 +75,6 @@ impl RepAdamWConfig {
             weight_decay: if decayed { self.weight_decay } else { 0.0 },
             mult,
         }
-    }
-
-    /// A module optimizer for `module` with `mults`; every parameter is decayed.
-    pub fn init<M: Module>(&self, module: &M, mults: &GradMults) -> Result<ModuleOptimizer> {
-        self.init_with_decay(module, mults, |_| true)
-    }
-
-    /// Like [`init`](Self::init), with weight decay only where `decay` returns true.
-    pub fn init_with_decay<M: Module>(
-        &self,
-        module: &M,
-        mults: &GradMults,
-        decay: impl Fn(&ParamInfo) -> bool,
-    ) -> Result<ModuleOptimizer> {
-        self.check()?;
-        build_module_optimizer(
-            module,
-            mults,
-            decay,
-            self.gradient_clipping.as_ref(),
-            |mult, decayed| self.build(mult, decayed),
-        )
     }
 }
 

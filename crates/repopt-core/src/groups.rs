@@ -1,4 +1,5 @@
-//! Turning per-parameter settings (Grad Mult, weight decay) into Burn parameter groups.
+//! Turning per-parameter settings (Grad Mult, weight decay) into Burn parameter groups, and the
+//! one way every RepOptimizer configuration becomes a module optimizer.
 
 use burn::module::{Module, ParamGroup};
 use burn::optim::{DynOptimizer, ModuleOptimizer, grad_clipping::GradientClippingConfig};
@@ -6,13 +7,49 @@ use burn::optim::{DynOptimizer, ModuleOptimizer, grad_clipping::GradientClipping
 use crate::error::{RepOptError, Result};
 use crate::grad_mult::{GradMult, GradMults, ParamInfo};
 
+/// A RepOptimizer's configuration: it checks itself, names its gradient clipping, and builds
+/// the optimizer of one parameter for a Grad Mult (or none) and a weight-decay flag. The module
+/// optimizer follows from that, the same for every update rule.
+pub trait RepOptimizerConfig {
+    /// The optimizer of one parameter.
+    type Optim: DynOptimizer + burn::optim::Optimizer;
+
+    /// Refuses settings outside their valid ranges.
+    fn check(&self) -> Result<()>;
+
+    /// The gradient clipping asked for, if any (refused together with Grad Mults).
+    fn clipping(&self) -> Option<&GradientClippingConfig>;
+
+    /// The optimizer of a parameter with Grad Mult `mult` (none: an ordinary one), decayed or not.
+    fn build(&self, mult: Option<GradMult>, decayed: bool) -> Self::Optim;
+
+    /// A module optimizer for `module` with `mults`; every parameter is decayed.
+    fn init<M: Module>(&self, module: &M, mults: &GradMults) -> Result<ModuleOptimizer> {
+        self.init_with_decay(module, mults, |_| true)
+    }
+
+    /// Like [`init`](Self::init), with weight decay only on the parameters for which `decay`
+    /// returns true (e.g. not on BatchNorm weights and biases).
+    fn init_with_decay<M: Module>(
+        &self,
+        module: &M,
+        mults: &GradMults,
+        decay: impl Fn(&ParamInfo) -> bool,
+    ) -> Result<ModuleOptimizer> {
+        self.check()?;
+        build_module_optimizer(module, mults, decay, self.clipping(), |mult, decayed| {
+            self.build(mult, decayed)
+        })
+    }
+}
+
 /// Builds a [`ModuleOptimizer`] for `module` in which every parameter gets the optimizer that
 /// `make(mult, decayed)` returns for its Grad Mult and weight-decay flag.
 ///
 /// Groups are keyed by module path, so a model record loaded after the optimizer is built (which
 /// restores the saved [`ParamId`](burn::module::ParamId)s) still meets the right mult. The
 /// fallback group (mult-free, decayed) covers any parameter the module did not have at build time.
-pub(crate) fn build_module_optimizer<M, O>(
+fn build_module_optimizer<M, O>(
     module: &M,
     mults: &GradMults,
     decay: impl Fn(&ParamInfo) -> bool,

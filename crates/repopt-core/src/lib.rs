@@ -17,7 +17,7 @@
 //! ```no_run
 //! # use burn::module::Module;
 //! # fn demo<M: Module>(model: M, mults: repopt_core::GradMults) -> repopt_core::Result<()> {
-//! use repopt_core::RepSgdConfig;
+//! use repopt_core::{RepOptimizerConfig, RepSgdConfig};
 //! let mut optim = RepSgdConfig::new()
 //!     .with_momentum(0.9)
 //!     .with_nesterov(true)
@@ -42,5 +42,6 @@ pub use clip::clip_global_norm;
 pub use csla::UpdateRule;
 pub use error::{RepOptError, Result};
 pub use grad_mult::{GradMult, GradMults, ParamInfo, param_infos};
+pub use groups::RepOptimizerConfig;
 pub use handler::RepOptHandler;
 pub use sgd::{RepSgd, RepSgdConfig};

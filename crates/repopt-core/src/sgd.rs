@@ -1,18 +1,17 @@
 //! RepOptimizer SGD: `torch.optim.SGD` with a Grad Mult on the gradient.
 
 use burn::config::Config;
-use burn::module::Module;
 use burn::optim::LearningRate;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::momentum::MomentumState;
-use burn::optim::{ModuleOptimizer, Optimizer, RecordState, Sgd, SgdConfig, SgdState, StateSink};
+use burn::optim::{Optimizer, RecordState, Sgd, SgdConfig, SgdState, StateSink};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::error::{RepOptError, Result};
-use crate::grad_mult::{GradMult, GradMults, ParamInfo};
-use crate::groups::build_module_optimizer;
+use crate::grad_mult::GradMult;
+use crate::groups::RepOptimizerConfig;
 
 /// Configuration of [`RepSgd`]: the semantics of PyTorch's `torch.optim.SGD`.
 ///
@@ -47,7 +46,9 @@ pub struct RepSgdConfig {
     pub gradient_clipping: Option<GradientClippingConfig>,
 }
 
-impl RepSgdConfig {
+impl RepOptimizerConfig for RepSgdConfig {
+    type Optim = RepSgd;
+
     fn check(&self) -> Result<()> {
         if !(self.momentum >= 0.0 && self.momentum.is_finite()) {
             return Err(RepOptError::InvalidConfig(format!(
@@ -69,8 +70,11 @@ impl RepSgdConfig {
         Ok(())
     }
 
-    /// The per-parameter optimizer for one mult (or none) and decay flag.
-    pub fn build(&self, mult: Option<GradMult>, decayed: bool) -> RepSgd {
+    fn clipping(&self) -> Option<&GradientClippingConfig> {
+        self.gradient_clipping.as_ref()
+    }
+
+    fn build(&self, mult: Option<GradMult>, decayed: bool) -> RepSgd {
         let weight_decay = (decayed && self.weight_decay > 0.0).then_some(WeightDecayConfig {
             penalty: self.weight_decay,
         });
@@ -92,29 +96,6 @@ impl RepSgdConfig {
             host_rule,
             mult,
         }
-    }
-
-    /// A module optimizer for `module` with `mults`; every parameter is decayed.
-    pub fn init<M: Module>(&self, module: &M, mults: &GradMults) -> Result<ModuleOptimizer> {
-        self.init_with_decay(module, mults, |_| true)
-    }
-
-    /// Like [`init`](Self::init), with weight decay only on the parameters for which `decay`
-    /// returns true (e.g. not on BatchNorm weights and biases).
-    pub fn init_with_decay<M: Module>(
-        &self,
-        module: &M,
-        mults: &GradMults,
-        decay: impl Fn(&ParamInfo) -> bool,
-    ) -> Result<ModuleOptimizer> {
-        self.check()?;
-        build_module_optimizer(
-            module,
-            mults,
-            decay,
-            self.gradient_clipping.as_ref(),
-            |mult, decayed| self.build(mult, decayed),
-        )
     }
 }
 

@@ -10,7 +10,9 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use common::*;
 use repopt_core::csla::{self, CslaScales, IdentityInit};
-use repopt_core::{GradMult, GradMults, RepAdamWConfig, RepSgdConfig, UpdateRule};
+use repopt_core::{
+    GradMult, GradMults, RepAdamWConfig, RepOptimizerConfig, RepSgdConfig, UpdateRule,
+};
 
 /// `α ⊙ conv3×3(x) + β ⊙ conv1×1(x) [+ γ ⊙ x]` with constant α, β and a trainable γ.
 #[derive(Module, Debug)]

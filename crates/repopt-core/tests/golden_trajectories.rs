@@ -6,7 +6,9 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Tensor, TensorData};
 use common::*;
 use repopt_core::csla::{self, CslaScales};
-use repopt_core::{GradMult, GradMults, RepAdamWConfig, RepSgdConfig, UpdateRule};
+use repopt_core::{
+    GradMult, GradMults, RepAdamWConfig, RepOptimizerConfig, RepSgdConfig, UpdateRule,
+};
 
 fn check_trajectory(file: &str, variant: &str, rule: UpdateRule) {
     let device = device();

@@ -10,7 +10,9 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use common::*;
-use repopt_core::{GradMult, GradMults, RepAdamWConfig, RepOptError, RepSgdConfig};
+use repopt_core::{
+    GradMult, GradMults, RepAdamWConfig, RepOptError, RepOptimizerConfig, RepSgdConfig,
+};
 
 /// The error of a build that must fail.
 fn refused(result: Result<ModuleOptimizer, RepOptError>) -> RepOptError {

@@ -10,7 +10,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Int, Tensor, TensorData};
 use common::*;
-use repopt_core::{RepSgdConfig, UpdateRule, param_infos};
+use repopt_core::{RepOptimizerConfig, RepSgdConfig, UpdateRule, param_infos};
 use repopt_models::weights::load_torch_tensors;
 use repopt_models::{BlockMode, RepOptVgg, RepOptVggHandler, VggScales, decays_weight};
 

@@ -10,7 +10,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, DeviceConfig, Distribution, FloatDType, Int, Tensor};
 use common::*;
-use repopt_core::{RepSgdConfig, UpdateRule, param_infos};
+use repopt_core::{RepOptimizerConfig, RepSgdConfig, UpdateRule, param_infos};
 use repopt_models::{BlockMode, RepOptVggConfig, RepOptVggHandler, VggScales, decays_weight};
 
 #[test]

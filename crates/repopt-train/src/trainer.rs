@@ -18,7 +18,7 @@ use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining};
 use repopt_core::tensor_io::write_atomic;
-use repopt_core::{GradMults, RepSgdConfig};
+use repopt_core::{GradMults, RepOptimizerConfig, RepSgdConfig};
 use repopt_models::{RepOptVgg, RepOptVggConfig, VggScales, decays_weight};
 
 use crate::checkpoint::{AtomicFileCheckpointer, last_complete_epoch, last_readable_epoch};

@@ -12,7 +12,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, DeviceConfig, Distribution, FloatDType, Int, Tensor};
 use clap::Args;
-use repopt_core::{RepSgdConfig, UpdateRule, param_infos};
+use repopt_core::{RepOptimizerConfig, RepSgdConfig, UpdateRule, param_infos};
 use repopt_models::{
     BlockMode, RepOptVgg, RepOptVggConfig, RepOptVggHandler, VggScales, decays_weight,
 };
