@@ -8,37 +8,24 @@ use repopt_models::{ScaleStats, VggScales};
 
 use crate::error::{Result, TrainError, file_error};
 
-/// TrueType fonts tried, in order, for the labels (Debian: `fonts-dejavu-core`).
-const FONT_FILES: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/Library/Fonts/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-
+/// Registers the labels' font: DejaVu Sans, embedded in the binary (the `dejavu` crate), so no
+/// system font is needed; `REPOPT_FONT` may name another TrueType file.
 fn register_font() -> Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
-        let font = std::env::var_os("REPOPT_FONT")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain(FONT_FILES.iter().map(PathBuf::from))
-            .find_map(|path| std::fs::read(path).ok());
-        result = match font {
-            Some(bytes) => {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-                    .map_err(|_| TrainError::Config("the font file is not a TrueType font".into()))
-            }
-            None => Err(TrainError::Config(format!(
-                "no TrueType font found for the labels (tried {}); install fonts-dejavu-core \
-                 or set REPOPT_FONT to a .ttf file",
-                FONT_FILES.join(", ")
-            ))),
+        let bytes: &'static [u8] = match std::env::var_os("REPOPT_FONT") {
+            Some(path) => match std::fs::read(PathBuf::from(&path)) {
+                Ok(bytes) => Box::leak(bytes.into_boxed_slice()),
+                Err(e) => {
+                    result = Err(file_error(PathBuf::from(path), format!("REPOPT_FONT: {e}")));
+                    return;
+                }
+            },
+            None => dejavu::sans::regular(),
         };
+        result = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| TrainError::Config("the font file is not a TrueType font".into()));
     });
     result
 }
