@@ -119,9 +119,29 @@ fn bench_measure(bench: &Path, args: &[String], what: &str) -> Result<String, St
     Ok(line)
 }
 
-/// `cargo xtask bench`: builds `repopt-bench` in release, measures every setting and mode in a
-/// process of its own, then prints the tables and writes the results as JSON.
-pub fn bench(quick: bool, json: Option<PathBuf>) -> Result<(), String> {
+/// The results of a run so far: one JSON line per measured process, kept in `path`.
+struct Results<'a> {
+    /// The `repopt-bench` binary.
+    bench: &'a Path,
+    /// `results.jsonl`, rewritten after every measurement.
+    path: &'a Path,
+    /// What `path` holds.
+    lines: String,
+}
+
+impl Results<'_> {
+    /// Measures one mode in a process of its own and appends its line to the results file.
+    fn measure(&mut self, args: &[String], what: &str) -> Result<(), String> {
+        let line = bench_measure(self.bench, args, what)?;
+        self.lines.push_str(&line);
+        self.lines.push('\n');
+        // Written after every measurement, so that a failed run leaves what it measured.
+        std::fs::write(self.path, &self.lines).map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}
+
+/// Builds `repopt-bench` in release with the `ndarray` backend and returns the binary.
+fn build_bench() -> Result<PathBuf, String> {
     let mut build = cargo();
     build.current_dir(workspace_root()).args([
         "build",
@@ -132,49 +152,42 @@ pub fn bench(quick: bool, json: Option<PathBuf>) -> Result<(), String> {
         "ndarray",
     ]);
     run(build)?;
-    let bench = target_dir().join("release/repopt-bench");
-    let out = target_dir().join("repopt-bench");
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let results_path = out.join("results.jsonl");
-    let json_given = json.is_some();
-    let json = json.unwrap_or_else(|| out.join("benchmarks.json"));
+    Ok(target_dir().join("release/repopt-bench"))
+}
 
-    let started = std::time::Instant::now();
-    let mut results = String::new();
-    let mut measure = |args: Vec<String>, what: String| -> Result<(), String> {
-        let line = bench_measure(&bench, &args, &what)?;
-        results.push_str(&line);
-        results.push('\n');
-        // Written after every measurement, so that a failed run leaves what it measured.
-        std::fs::write(&results_path, &results)
-            .map_err(|e| format!("{}: {e}", results_path.display()))
+/// The `repopt-bench measure` arguments of `mode` on `setting`.
+fn measure_args(setting: &BenchSetting, mode: &str) -> Vec<String> {
+    let steps = if mode.starts_with("train") {
+        setting.train_steps
+    } else {
+        setting.infer_steps
     };
+    let mut args: Vec<String> = vec![
+        "--preset".into(),
+        setting.preset.into(),
+        "--image-size".into(),
+        setting.image_size.to_string(),
+        "--batch-size".into(),
+        setting.batch_size.to_string(),
+        "--classes".into(),
+        setting.classes.to_string(),
+        "--mode".into(),
+        mode.into(),
+        "--warmup".into(),
+        setting.warmup.to_string(),
+        "--steps".into(),
+        steps.to_string(),
+    ];
+    if let Some(width) = setting.width {
+        args.extend(["--width".into(), width.into()]);
+    }
+    args
+}
+
+/// Measures every mode of every setting (only those of `--quick` when `quick`).
+fn measure_settings(results: &mut Results, quick: bool) -> Result<(), String> {
     for setting in BENCH_SETTINGS.iter().filter(|s| s.quick || !quick) {
         for mode in BENCH_MODES {
-            let steps = if mode.starts_with("train") {
-                setting.train_steps
-            } else {
-                setting.infer_steps
-            };
-            let mut args: Vec<String> = vec![
-                "--preset".into(),
-                setting.preset.into(),
-                "--image-size".into(),
-                setting.image_size.to_string(),
-                "--batch-size".into(),
-                setting.batch_size.to_string(),
-                "--classes".into(),
-                setting.classes.to_string(),
-                "--mode".into(),
-                mode.into(),
-                "--warmup".into(),
-                setting.warmup.to_string(),
-                "--steps".into(),
-                steps.to_string(),
-            ];
-            if let Some(width) = setting.width {
-                args.extend(["--width".into(), width.into()]);
-            }
             let what = format!(
                 "{mode} ({} {}, 3x{}x{}, batch {})",
                 setting.preset,
@@ -183,45 +196,86 @@ pub fn bench(quick: bool, json: Option<PathBuf>) -> Result<(), String> {
                 setting.image_size,
                 setting.batch_size
             );
-            measure(args, what)?;
+            results.measure(&measure_args(setting, mode), &what)?;
         }
     }
-    if !quick {
-        // flex against Burn's deprecated ndarray backend, on the A0 training step.
-        let args = [
-            "--preset",
-            "a0",
-            "--mode",
-            "train-repopt",
-            "--backend",
-            "ndarray",
-            "--steps",
-            "10",
-        ];
-        measure(
-            args.map(String::from).to_vec(),
-            "train-repopt (a0, 3x32x32, batch 32, ndarray)".into(),
-        )?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    Ok(())
+}
 
+/// Measures the A0 RepOpt training step on Burn's deprecated ndarray backend, to compare with
+/// flex.
+fn measure_ndarray(results: &mut Results) -> Result<(), String> {
+    let args = [
+        "--preset",
+        "a0",
+        "--mode",
+        "train-repopt",
+        "--backend",
+        "ndarray",
+        "--steps",
+        "10",
+    ];
+    results.measure(
+        &args.map(String::from),
+        "train-repopt (a0, 3x32x32, batch 32, ndarray)",
+    )
+}
+
+/// The `cargo xtask bench` command line that the report records.
+fn bench_command(quick: bool, json: Option<&Path>) -> String {
     let mut command = String::from("cargo xtask bench");
     if quick {
         command.push_str(" --quick");
     }
-    if json_given {
+    if let Some(json) = json {
         command.push_str(&format!(" --json {}", json.display()));
     }
-    let mut report = Command::new(&bench);
+    command
+}
+
+/// Runs `repopt-bench report` on the results: prints the tables and writes `json`.
+fn report(
+    bench: &Path,
+    results_path: &Path,
+    json: &Path,
+    command: &str,
+    elapsed: f64,
+) -> Result<(), String> {
+    let mut report = Command::new(bench);
     report
         .arg("report")
         .arg("--results")
-        .arg(&results_path)
+        .arg(results_path)
         .arg("--json")
-        .arg(&json)
-        .args(["--command", &command])
+        .arg(json)
+        .args(["--command", command])
         .args(["--elapsed-seconds", &format!("{elapsed:.0}")]);
-    run(report)?;
+    run(report)
+}
+
+/// `cargo xtask bench`: builds `repopt-bench` in release, measures every setting and mode in a
+/// process of its own, then prints the tables and writes the results as JSON.
+pub fn bench(quick: bool, json: Option<PathBuf>) -> Result<(), String> {
+    let bench = build_bench()?;
+    let out = target_dir().join("repopt-bench");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let results_path = out.join("results.jsonl");
+    let command = bench_command(quick, json.as_deref());
+    let json = json.unwrap_or_else(|| out.join("benchmarks.json"));
+
+    let started = std::time::Instant::now();
+    let mut results = Results {
+        bench: &bench,
+        path: &results_path,
+        lines: String::new(),
+    };
+    measure_settings(&mut results, quick)?;
+    if !quick {
+        measure_ndarray(&mut results)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    report(&bench, &results_path, &json, &command, elapsed)?;
     println!(
         "\nMeasured in {elapsed:.0} s. Results: {} (one line per process), {}",
         results_path.display(),

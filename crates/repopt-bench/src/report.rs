@@ -159,6 +159,14 @@ impl<'a> Index<'a> {
             .iter()
             .any(|&mode| self.get(setting, mode, Backend::Flex).is_some())
     }
+
+    /// The settings, in the order first measured, with any of `modes` measured on flex.
+    fn settings_with_any(&self, modes: &[Mode]) -> Vec<&Setting> {
+        self.settings
+            .iter()
+            .filter(|s| self.has_any(s, modes))
+            .collect()
+    }
 }
 
 const TRAINING: [Mode; 4] = [
@@ -172,6 +180,29 @@ const INFERENCE: [Mode; 4] = [
     Mode::InferTargetFused,
     Mode::InferRepvggFused,
     Mode::InferRepvggUnfused,
+];
+/// The ratio columns of the inference table: quantity, flex numerator, flex denominator.
+const INFERENCE_RATIOS: [(&str, Mode, Mode); 4] = [
+    (
+        "images_per_second",
+        Mode::InferTarget,
+        Mode::InferRepvggFused,
+    ),
+    (
+        "images_per_second",
+        Mode::InferTargetFused,
+        Mode::InferRepvggFused,
+    ),
+    (
+        "images_per_second",
+        Mode::InferRepvggFused,
+        Mode::InferRepvggUnfused,
+    ),
+    (
+        "peak_resident_bytes",
+        Mode::InferRepvggFused,
+        Mode::InferRepvggUnfused,
+    ),
 ];
 
 /// Memory the steps added: peak minus the resident memory before the first step.
@@ -313,195 +344,174 @@ fn optional_mib(bytes: Option<u64>) -> String {
 /// Markdown tables of a run: training, the parts of a training step, inference, backends.
 pub fn markdown(measurements: &[Measurement], ratios: &[Ratio]) -> String {
     let index = Index::new(measurements);
-    let flex = |mode| (mode, Backend::Flex);
     let mut out = String::new();
-
-    let training: Vec<&Setting> = index
-        .settings
-        .iter()
-        .filter(|s| index.has_any(s, &TRAINING))
-        .collect();
+    let training = index.settings_with_any(&TRAINING);
     if !training.is_empty() {
-        out.push_str(
-            "Training: images/s at the median step (forward, loss, backward, SGD step).\n\n\
-             | model | input | batch | Target + RepOpt SGD | Target + SGD | RepVGG | HyperSearch \
-             | **RepOpt / RepVGG** | RepOpt / SGD |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
-        );
-        for setting in &training {
-            let cells: Vec<String> = TRAINING
-                .iter()
-                .map(|&mode| {
-                    index
-                        .get(setting, mode, Backend::Flex)
-                        .map_or("–".into(), |m| rate(m.images_per_second))
-                })
-                .collect();
-            let speed = |den| {
-                times(find_ratio(
-                    ratios,
-                    setting,
-                    "images_per_second",
-                    flex(Mode::TrainRepopt),
-                    flex(den),
-                ))
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | **{}** | {} |",
-                setting.model,
-                setting.input(),
-                setting.batch_size,
-                cells.join(" | "),
-                speed(Mode::TrainRepvgg),
-                speed(Mode::TrainSgd),
-            );
-        }
-        out.push_str(
-            "\nTraining: peak resident memory of the process (`VmHWM`), MiB; in brackets, what \
-             the steps added to the memory resident before the first step.\n\n\
-             | model | input | batch | Target + RepOpt SGD | Target + SGD | RepVGG | HyperSearch \
-             | **RepOpt / RepVGG peak** | RepOpt / RepVGG added |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
-        );
-        for setting in &training {
-            let cells: Vec<String> = TRAINING
-                .iter()
-                .map(|&mode| {
-                    index
-                        .get(setting, mode, Backend::Flex)
-                        .map_or("–".into(), |m| {
-                            format!(
-                                "{} (+{})",
-                                optional_mib(m.peak_resident_bytes),
-                                optional_mib(step_resident_bytes(m))
-                            )
-                        })
-                })
-                .collect();
-            let memory = |quantity| {
-                times(find_ratio(
-                    ratios,
-                    setting,
-                    quantity,
-                    flex(Mode::TrainRepopt),
-                    flex(Mode::TrainRepvgg),
-                ))
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | **{}** | {} |",
-                setting.model,
-                setting.input(),
-                setting.batch_size,
-                cells.join(" | "),
-                memory("peak_resident_bytes"),
-                memory("step_resident_bytes"),
-            );
-        }
-        out.push_str(
-            "\nParts of a training step, medians in ms: forward + loss / backward / optimizer \
-             step.\n\n\
-             | model | input | batch | Target + RepOpt SGD | Target + SGD | RepVGG | HyperSearch |\n\
-             |---|---|---:|---:|---:|---:|---:|\n",
-        );
-        for setting in &training {
-            let cells: Vec<String> = TRAINING
-                .iter()
-                .map(|&mode| {
-                    index
-                        .get(setting, mode, Backend::Flex)
-                        .and_then(|m| m.phases)
-                        .map_or("–".into(), |p| {
-                            format!(
-                                "{:.1} / {:.1} / {:.1}",
-                                p.forward_seconds * 1e3,
-                                p.backward_seconds * 1e3,
-                                p.optimizer_seconds * 1e3
-                            )
-                        })
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                setting.model,
-                setting.input(),
-                setting.batch_size,
-                cells.join(" | ")
-            );
-        }
+        training_speed_table(&mut out, &index, ratios, &training);
+        training_memory_table(&mut out, &index, ratios, &training);
+        training_phases_table(&mut out, &index, &training);
     }
-
-    let inference: Vec<&Setting> = index
-        .settings
-        .iter()
-        .filter(|s| index.has_any(s, &INFERENCE))
-        .collect();
+    let inference = index.settings_with_any(&INFERENCE);
     if !inference.is_empty() {
-        out.push_str(
-            "\nInference (eval mode, forward only): images/s at the median step · peak resident \
-             memory in MiB (in brackets, what the steps added).\n\n\
-             | model | input | batch | Target | Target fused | RepVGG fused | RepVGG unfused \
-             | Target / RepVGG fused | Target fused / RepVGG fused | RepVGG fused / unfused \
-             | fused / unfused peak memory |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-        );
-        for setting in &inference {
-            let cells: Vec<String> = INFERENCE
-                .iter()
-                .map(|&mode| {
-                    index
-                        .get(setting, mode, Backend::Flex)
-                        .map_or("–".into(), |m| {
-                            format!(
-                                "{} · {} (+{})",
-                                rate(m.images_per_second),
-                                optional_mib(m.peak_resident_bytes),
-                                optional_mib(step_resident_bytes(m))
-                            )
-                        })
-                })
-                .collect();
-            let ratio = |quantity, num, den| {
-                times(find_ratio(ratios, setting, quantity, flex(num), flex(den)))
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                setting.model,
-                setting.input(),
-                setting.batch_size,
-                cells.join(" | "),
-                ratio(
-                    "images_per_second",
-                    Mode::InferTarget,
-                    Mode::InferRepvggFused
-                ),
-                ratio(
-                    "images_per_second",
-                    Mode::InferTargetFused,
-                    Mode::InferRepvggFused
-                ),
-                ratio(
-                    "images_per_second",
-                    Mode::InferRepvggFused,
-                    Mode::InferRepvggUnfused
-                ),
-                ratio(
-                    "peak_resident_bytes",
-                    Mode::InferRepvggFused,
-                    Mode::InferRepvggUnfused
-                ),
-            );
-        }
+        inference_table(&mut out, &index, ratios, &inference);
     }
+    backends_table(&mut out, &index);
+    out
+}
 
-    let backends: Vec<(&Setting, &Measurement, &Measurement)> = index
+/// A flex ratio of `setting` as a table cell (`1.23×`, or `–` where it was not measured).
+fn flex_ratio(ratios: &[Ratio], setting: &Setting, quantity: &str, num: Mode, den: Mode) -> String {
+    times(find_ratio(
+        ratios,
+        setting,
+        quantity,
+        (num, Backend::Flex),
+        (den, Backend::Flex),
+    ))
+}
+
+/// One cell per mode of `modes` for `setting` on flex: `cell` of its measurement, or `–`.
+fn mode_cells(
+    index: &Index,
+    setting: &Setting,
+    modes: &[Mode],
+    cell: impl Fn(&Measurement) -> String,
+) -> Vec<String> {
+    modes
+        .iter()
+        .map(|&mode| {
+            index
+                .get(setting, mode, Backend::Flex)
+                .map_or("–".into(), &cell)
+        })
+        .collect()
+}
+
+/// Writes one table row: the model, input and batch of `setting`, then `cells`.
+fn write_row(out: &mut String, setting: &Setting, cells: &[String]) {
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} |",
+        setting.model,
+        setting.input(),
+        setting.batch_size,
+        cells.join(" | ")
+    );
+}
+
+/// Writes the training throughput table: images/s of every training mode at the median step,
+/// then RepOpt against RepVGG (in bold) and against plain SGD.
+fn training_speed_table(out: &mut String, index: &Index, ratios: &[Ratio], settings: &[&Setting]) {
+    out.push_str(
+        "Training: images/s at the median step (forward, loss, backward, SGD step).\n\n\
+         | model | input | batch | Target + RepOpt SGD | Target + SGD | RepVGG | HyperSearch \
+         | **RepOpt / RepVGG** | RepOpt / SGD |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for setting in settings {
+        let mut cells = mode_cells(index, setting, &TRAINING, |m| rate(m.images_per_second));
+        let speed = |den| flex_ratio(ratios, setting, "images_per_second", Mode::TrainRepopt, den);
+        cells.push(format!("**{}**", speed(Mode::TrainRepvgg)));
+        cells.push(speed(Mode::TrainSgd));
+        write_row(out, setting, &cells);
+    }
+}
+
+/// Writes the training memory table: peak resident memory of every training mode, with what the
+/// steps added in brackets, then RepOpt against RepVGG for both (the peak in bold).
+fn training_memory_table(out: &mut String, index: &Index, ratios: &[Ratio], settings: &[&Setting]) {
+    out.push_str(
+        "\nTraining: peak resident memory of the process (`VmHWM`), MiB; in brackets, what \
+         the steps added to the memory resident before the first step.\n\n\
+         | model | input | batch | Target + RepOpt SGD | Target + SGD | RepVGG | HyperSearch \
+         | **RepOpt / RepVGG peak** | RepOpt / RepVGG added |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for setting in settings {
+        let mut cells = mode_cells(index, setting, &TRAINING, |m| {
+            format!(
+                "{} (+{})",
+                optional_mib(m.peak_resident_bytes),
+                optional_mib(step_resident_bytes(m))
+            )
+        });
+        let memory = |quantity| {
+            flex_ratio(
+                ratios,
+                setting,
+                quantity,
+                Mode::TrainRepopt,
+                Mode::TrainRepvgg,
+            )
+        };
+        cells.push(format!("**{}**", memory("peak_resident_bytes")));
+        cells.push(memory("step_resident_bytes"));
+        write_row(out, setting, &cells);
+    }
+}
+
+/// Writes the table of the parts of a training step: median forward + loss, backward and
+/// optimizer-step milliseconds of every training mode.
+fn training_phases_table(out: &mut String, index: &Index, settings: &[&Setting]) {
+    out.push_str(
+        "\nParts of a training step, medians in ms: forward + loss / backward / optimizer \
+         step.\n\n\
+         | model | input | batch | Target + RepOpt SGD | Target + SGD | RepVGG | HyperSearch |\n\
+         |---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for setting in settings {
+        let cells = mode_cells(index, setting, &TRAINING, |m| {
+            m.phases.map_or("–".into(), |p| {
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    p.forward_seconds * 1e3,
+                    p.backward_seconds * 1e3,
+                    p.optimizer_seconds * 1e3
+                )
+            })
+        });
+        write_row(out, setting, &cells);
+    }
+}
+
+/// Writes the inference table: images/s and peak memory (with what the steps added) of every
+/// inference mode, then Target and fused Target against fused RepVGG, and fused against unfused
+/// RepVGG in throughput and peak memory.
+fn inference_table(out: &mut String, index: &Index, ratios: &[Ratio], settings: &[&Setting]) {
+    out.push_str(
+        "\nInference (eval mode, forward only): images/s at the median step · peak resident \
+         memory in MiB (in brackets, what the steps added).\n\n\
+         | model | input | batch | Target | Target fused | RepVGG fused | RepVGG unfused \
+         | Target / RepVGG fused | Target fused / RepVGG fused | RepVGG fused / unfused \
+         | fused / unfused peak memory |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for setting in settings {
+        let mut cells = mode_cells(index, setting, &INFERENCE, |m| {
+            format!(
+                "{} · {} (+{})",
+                rate(m.images_per_second),
+                optional_mib(m.peak_resident_bytes),
+                optional_mib(step_resident_bytes(m))
+            )
+        });
+        cells.extend(
+            INFERENCE_RATIOS
+                .iter()
+                .map(|&(quantity, num, den)| flex_ratio(ratios, setting, quantity, num, den)),
+        );
+        write_row(out, setting, &cells);
+    }
+}
+
+/// Every mode of every setting measured on both backends: (setting, flex run, ndarray run).
+fn backend_pairs<'i, 'a>(
+    index: &'i Index<'a>,
+) -> Vec<(&'i Setting, &'a Measurement, &'a Measurement)> {
+    index
         .settings
         .iter()
         .flat_map(|setting| {
-            let index = &index;
             Mode::ALL.into_iter().filter_map(move |mode| {
                 Some((
                     setting,
@@ -510,28 +520,33 @@ pub fn markdown(measurements: &[Measurement], ratios: &[Ratio]) -> String {
                 ))
             })
         })
-        .collect();
-    if !backends.is_empty() {
-        out.push_str(
-            "\nBackends: the same step on Burn's `flex` and on the deprecated `ndarray` backend.\n\n\
-             | model | input | batch | mode | flex img/s | ndarray img/s | flex / ndarray |\n\
-             |---|---|---:|---|---:|---:|---:|\n",
-        );
-        for (setting, flex_run, ndarray_run) in backends {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {:.2}× |",
-                setting.model,
-                setting.input(),
-                setting.batch_size,
-                flex_run.case.mode.label(),
-                rate(flex_run.images_per_second),
-                rate(ndarray_run.images_per_second),
-                flex_run.images_per_second / ndarray_run.images_per_second,
-            );
-        }
+        .collect()
+}
+
+/// Writes the backends table, if any mode was measured on both: images/s of the same step on
+/// `flex` and on `ndarray`, and their ratio.
+fn backends_table(out: &mut String, index: &Index) {
+    let pairs = backend_pairs(index);
+    if pairs.is_empty() {
+        return;
     }
-    out
+    out.push_str(
+        "\nBackends: the same step on Burn's `flex` and on the deprecated `ndarray` backend.\n\n\
+         | model | input | batch | mode | flex img/s | ndarray img/s | flex / ndarray |\n\
+         |---|---|---:|---|---:|---:|---:|\n",
+    );
+    for (setting, flex_run, ndarray_run) in pairs {
+        let cells = [
+            flex_run.case.mode.label().to_string(),
+            rate(flex_run.images_per_second),
+            rate(ndarray_run.images_per_second),
+            format!(
+                "{:.2}×",
+                flex_run.images_per_second / ndarray_run.images_per_second
+            ),
+        ];
+        write_row(out, setting, &cells);
+    }
 }
 
 #[cfg(test)]
