@@ -334,10 +334,23 @@ impl VggScales {
         let reader = PytorchReader::new(path)
             .map_err(|e| file_error(path, format!("not a readable PyTorch file: {e}")))?;
         let tensors = reader.tensors();
-        let read = |key: &str| -> Result<Option<Vec<f32>>> {
+        // `expected` is the number of values the block needs. It is checked before any data is
+        // read: a tensor's shape comes from the pickle, and a view with stride 0 makes a few
+        // bytes of storage stand for gigabytes that `read` would allocate.
+        let read = |key: &str, expected: usize| -> Result<Option<Vec<f32>>> {
             let Some(tensor) = tensors.get(key) else {
                 return Ok(None);
             };
+            if tensor.num_elements() != expected {
+                return Err(file_error(
+                    path,
+                    format!(
+                        "tensor `{key}` has shape {:?}, the architecture expects [{expected}] \
+                         (one scale per output channel)",
+                        tensor.shape()
+                    ),
+                ));
+            }
             let bytes = tensor
                 .read()
                 .map_err(|e| file_error(path, format!("tensor `{key}` is unreadable: {e}")))?;
@@ -361,16 +374,17 @@ impl VggScales {
         let mut blocks = Vec::new();
         for spec in config.blocks() {
             let name = spec.name.clone();
+            let out = spec.out_channels;
             let (Some(conv), Some(conv_1x1)) = (
-                read(&format!("{name}.scale_conv.weight"))?,
-                read(&format!("{name}.scale_1x1.weight"))?,
+                read(&format!("{name}.scale_conv.weight"), out)?,
+                read(&format!("{name}.scale_1x1.weight"), out)?,
             ) else {
                 return Err(ModelError::MissingBlock {
                     source_name: path.display().to_string(),
                     block: name,
                 });
             };
-            let identity = read(&format!("{name}.scale_identity.weight"))?;
+            let identity = read(&format!("{name}.scale_identity.weight"), out)?;
             blocks.push(BlockScales {
                 spec,
                 conv,

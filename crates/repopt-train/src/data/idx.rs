@@ -27,6 +27,13 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
+/// The largest IDX file (header and data) inflated from a gzip stream: 1 GiB.
+///
+/// A gzip stream can inflate about a thousandfold (a few MB can stand for gigabytes of zeros), so
+/// the stream is read no further than the IDX header it starts with declares, and a header that
+/// declares more than this is refused before anything is allocated for it.
+pub const MAX_GZIP_IDX_BYTES: usize = 1 << 30;
+
 /// Reads a whole file, gunzipping it when it starts with the gzip magic.
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
     if !path.is_file() {
@@ -41,25 +48,104 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
         .read_to_end(&mut raw)
         .map_err(|e| DataError::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                DataError::io(
-                    path,
-                    std::io::Error::new(e.kind(), format!("gzip stream: {e}")),
-                )
-            })?;
-        Ok(out)
+        gunzip_idx(path, &raw)
     } else {
         Ok(raw)
     }
 }
 
+/// Inflates the gzipped IDX file `raw`, reading no more than its header declares (at most
+/// [`MAX_GZIP_IDX_BYTES`]). A malformed header is returned as read, for [`parse_idx`] to name
+/// the problem.
+fn gunzip_idx(path: &Path, raw: &[u8]) -> Result<Vec<u8>, DataError> {
+    let gzip_error = |e: std::io::Error| {
+        DataError::io(
+            path,
+            std::io::Error::new(e.kind(), format!("gzip stream: {e}")),
+        )
+    };
+    let mut decoder = MultiGzDecoder::new(raw);
+    let mut out = Vec::new();
+    // The magic (with the number of dimensions), then the sizes.
+    read_until(&mut decoder, &mut out, 4).map_err(gzip_error)?;
+    if out.len() < 4 || out[0] != 0 || out[1] != 0 {
+        return Ok(out);
+    }
+    let header = 4 + 4 * usize::from(out[3]);
+    read_until(&mut decoder, &mut out, header).map_err(gzip_error)?;
+    if out.len() < header {
+        return Ok(out);
+    }
+    let total = out[4..header]
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .try_fold(1usize, |acc, d| acc.checked_mul(d))
+        .and_then(|data| data.checked_add(header));
+    let Some(total) = total else {
+        return Ok(out); // the dimensions overflow: `parse_idx` says so
+    };
+    if total > MAX_GZIP_IDX_BYTES {
+        return Err(DataError::format(
+            path,
+            format!(
+                "the IDX header declares {total} bytes, more than the {MAX_GZIP_IDX_BYTES} \
+                 bytes read from a gzip stream"
+            ),
+        ));
+    }
+    // The buffer doubles as data arrives but never past `total`: a header that declares more
+    // than the stream holds costs at most twice what the stream holds.
+    while out.len() < total {
+        if out.len() == out.capacity() {
+            let grow = out.len().max(1 << 16).min(total - out.len());
+            out.reserve_exact(grow);
+        }
+        let before = out.len();
+        let room = out.capacity().min(total) - before;
+        read_until(&mut decoder, &mut out, before + room).map_err(gzip_error)?;
+        if out.len() == before {
+            break; // the stream ended early: `parse_idx` says the data is truncated
+        }
+    }
+    // Nothing may follow the declared data; reading to the end also checks the gzip trailer.
+    let mut probe = [0u8; 4096];
+    let mut extra = 0usize;
+    loop {
+        match decoder.read(&mut probe) {
+            Ok(0) => break,
+            Ok(n) => {
+                extra += n;
+                if extra > probe.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(gzip_error(e)),
+        }
+    }
+    if extra > 0 {
+        return Err(DataError::format(
+            path,
+            format!(
+                "IDX data too long: the header declares {total} bytes, the gzip stream has more"
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Reads from `reader` until `out` holds `len` bytes or the stream ends.
+fn read_until(reader: &mut impl Read, out: &mut Vec<u8>, len: usize) -> std::io::Result<()> {
+    let missing = len.saturating_sub(out.len()) as u64;
+    reader.take(missing).read_to_end(out).map(|_| ())
+}
+
 /// Reads an IDX file of unsigned bytes (gzipped or not).
 ///
 /// Errors name the file: bad magic, unsupported type, short header, data shorter or longer than
-/// the header says, unreadable or truncated gzip stream.
+/// the header says, unreadable or truncated gzip stream, and a gzipped file whose header
+/// declares more than [`MAX_GZIP_IDX_BYTES`] (a gzip stream is inflated no further than its
+/// header declares).
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray, DataError> {
     let path = path.as_ref();
     let bytes = read_maybe_gz(path)?;
