@@ -124,8 +124,11 @@ pub fn load_model_file(
     if !path.is_file() {
         return Err(file_error(path, "no such model file"));
     }
+    // Cast to the module's dtypes: a record whose float tensors claim another dtype (a damaged
+    // file, or one saved in f16) loads or fails cleanly instead of panicking inside Burn.
     let record = ModuleRecord::load(path)
-        .map_err(|e| file_error(path, format!("not a readable model file: {e}")))?;
+        .map_err(|e| file_error(path, format!("not a readable model file: {e}")))?
+        .cast_to_module_dtype();
     architecture
         .init(device)
         .try_load_record(record)
@@ -139,7 +142,8 @@ pub fn load_checkpoint_model(
     device: &Device,
 ) -> Result<RepOptVgg> {
     let record = ModuleRecord::load(path)
-        .map_err(|e| file_error(path, format!("not a readable checkpoint: {e}")))?;
+        .map_err(|e| file_error(path, format!("not a readable checkpoint: {e}")))?
+        .cast_to_module_dtype();
     Classifier::new(architecture.init(device), 0.0)
         .try_load_record(record)
         .map(|classifier| classifier.model)

@@ -114,3 +114,35 @@ fn two_classes_train_without_a_top5_metric() {
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert!(csv.contains("valid_top1") && !csv.contains("top5"), "{csv}");
 }
+
+/// An empty class folder is an error naming it: skipping it would shift the labels after it.
+#[test]
+fn an_empty_class_folder_is_refused_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    for split in ["train", "test"] {
+        for class in ["a", "b", "c"] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            if class != "b" || split == "test" {
+                image::RgbImage::new(8, 8).save(dir.join("x.png")).unwrap();
+            }
+        }
+    }
+    let out = tmp.path().join("run");
+    let output = common::repopt(&[
+        "train",
+        "--method",
+        "plain",
+        "--data",
+        root.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("train/b"), "{message}");
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+}

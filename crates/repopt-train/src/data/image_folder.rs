@@ -120,7 +120,16 @@ impl ImageFolder {
         for (label, dir) in class_dirs.iter().enumerate() {
             let name = dir.file_name().unwrap_or_default().to_string_lossy();
             classes.push(name.into_owned());
+            let before = samples.len();
             collect_images(dir, label, &mut samples)?;
+            // A class without images cannot be learned; skipping it would shift the labels of
+            // the classes after it against the other split's.
+            if samples.len() == before {
+                return Err(DataError::Empty {
+                    path: dir.clone(),
+                    what: "images in this class folder (remove the folder or add images)",
+                });
+            }
         }
         if samples.is_empty() {
             return Err(DataError::Empty {
