@@ -83,6 +83,12 @@ pub const METHODS: [(&str, &str); 6] = [
     ),
 ];
 
+/// Top-1 (%) each method must reach in the quick version. Chance is 10 %; on its 1,000 test
+/// images a model at chance scores above 15 % with probability below 1e-6 (binomial, σ ≈ 0.95
+/// points), while a run that learns reaches 20–35 % and varies by a few points from run to run
+/// (data loading in parallel is not bit-reproducible).
+const LEARNED_TOP1: f64 = 15.0;
+
 /// Gain of test top-1 (points) over the last 10 % of epochs below which a run counts as converged.
 pub const PLATEAU_POINTS: f64 = 0.3;
 
@@ -732,7 +738,7 @@ fn method_table(plan: &Plan, runs: &[Finished]) -> (String, Vec<String>) {
             values.len(),
             stats::mean(&seconds),
         ));
-        if plan.quick && values.iter().any(|&v| v < 20.0) {
+        if plan.quick && values.iter().any(|&v| v < LEARNED_TOP1) {
             failures.push(format!("{method}: top-1 {values:?}"));
         }
     }
