@@ -18,6 +18,7 @@ mod conv;
 mod decay;
 mod error;
 mod handler;
+pub mod implied;
 mod model;
 mod norm;
 pub mod quant;

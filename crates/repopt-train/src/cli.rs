@@ -137,6 +137,14 @@ pub enum Command {
         /// Architecture preset (needed for .pth files).
         #[arg(long)]
         preset: Option<String>,
+        /// Also what the scales imply for the kernels before training: the Grad Mults'
+        /// centre and identity emphasis, and the int8 weight SQNR of the re-initialised kernels
+        /// beside a freshly fused RepVGG's (random kernels seeded by --seed).
+        #[arg(long)]
+        kernels: bool,
+        /// Seed of the random kernels for --kernels.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -434,7 +442,12 @@ pub fn main_with(cli: Cli) -> Result<()> {
         Command::Quantize(args) => quantize(&args),
         Command::Export { run, out } => export(&run, &out),
         Command::Verify(args) => crate::verify::verify(&args),
-        Command::InspectScales { file, preset } => inspect_scales(&file, preset.as_deref()),
+        Command::InspectScales {
+            file,
+            preset,
+            kernels,
+            seed,
+        } => inspect_scales(&file, preset.as_deref(), kernels.then_some(seed)),
         Command::Plot {
             runs,
             labels,
@@ -708,7 +721,7 @@ fn quantize(args: &QuantizeArgs) -> Result<()> {
     Ok(())
 }
 
-fn inspect_scales(file: &Path, preset: Option<&str>) -> Result<()> {
+fn inspect_scales(file: &Path, preset: Option<&str>, kernels: Option<u64>) -> Result<()> {
     let config = preset
         .map(|p| {
             RepOptVggConfig::preset(p)
@@ -740,5 +753,58 @@ fn inspect_scales(file: &Path, preset: Option<&str>) -> Result<()> {
                 .unwrap_or_else(|| "-".into())
         );
     }
+    match kernels {
+        Some(seed) => print_implied_kernels(&scales, config, file, seed),
+        None => Ok(()),
+    }
+}
+
+fn print_implied_kernels(
+    scales: &VggScales,
+    preset: Option<RepOptVggConfig>,
+    file: &Path,
+    seed: u64,
+) -> Result<()> {
+    let config = preset.or_else(|| scales.architecture.clone()).ok_or_else(|| {
+        TrainError::Config(format!(
+            "{}: the file records no architecture; give --preset for --kernels",
+            file.display()
+        ))
+    })?;
+    let device = burn::tensor::Device::flex().autodiff();
+    device.seed(seed);
+    let rows = repopt_models::implied::implied_kernels(scales, &config, &device)?;
+    println!("\nimplied by the scales before training (random kernels, seed {seed}):");
+    println!(
+        "{:<10} {:>9} {:>9}  {:>15}  {:>17}  {:>17}",
+        "block",
+        "centre/e",
+        "diag/e",
+        "peak/RMS o | v",
+        "SQNR/tensor o | v",
+        "SQNR/chan. o | v"
+    );
+    for r in &rows {
+        let diag = r
+            .identity_mult_ratio
+            .map_or_else(|| "-".into(), |v| format!("{v:.2}"));
+        println!(
+            "{:<10} {:>9.2} {:>9}  {:>7.1} | {:<5.1}  {:>7.1} | {:<7.1}  {:>7.1} | {:<7.1}",
+            r.block,
+            r.centre_mult_ratio,
+            diag,
+            r.repopt_peak_to_rms,
+            r.repvgg_peak_to_rms,
+            r.repopt_sqnr_tensor,
+            r.repvgg_sqnr_tensor,
+            r.repopt_sqnr_channel,
+            r.repvgg_sqnr_channel
+        );
+    }
+    println!(
+        "centre/e, diag/e: median Grad Mult of the centre and of the identity diagonal over the \
+         edges'; o: RepOpt-VGG re-initialised from the scales, v: RepVGG fused at initialisation; \
+         SQNR in dB (int8, symmetric)"
+    );
     Ok(())
 }
