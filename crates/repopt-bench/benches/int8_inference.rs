@@ -35,7 +35,14 @@ fn quantized(model: RepOptVgg) -> RepOptVgg {
     let mut weights: Vec<_> = model
         .blocks()
         .iter()
-        .map(|block| block.conv.as_ref().expect("a deployed block has conv").weight.id)
+        .map(|block| {
+            block
+                .conv
+                .as_ref()
+                .expect("a deployed block has conv")
+                .weight
+                .id
+        })
         .collect();
     weights.push(model.linear.weight.id);
     quantizer.set_param_group(ParamGroup::from_ids(weights));
@@ -58,14 +65,19 @@ fn main() {
     let device = Device::flex();
     device.seed(0);
     let x = Tensor::<4>::random([BATCH_SIZE, 3, 32, 32], Distribution::Default, &device);
-    println!("deployed A0 ×(0.25, 0.25, 0.25, 0.5), batch {BATCH_SIZE}, 3×32×32, flex, {ROUNDS} rounds");
+    println!(
+        "deployed A0 ×(0.25, 0.25, 0.25, 0.5), batch {BATCH_SIZE}, 3×32×32, flex, {ROUNDS} rounds"
+    );
     for conv in [ConvImpl::Im2col, ConvImpl::Native] {
         let f32_model = deployed(conv, &device);
         let int8_model = quantized(f32_model.clone());
         // The first stage's output: deeper ones of an untrained model are tiny.
         let reference = f32_model.forward_stages(x.clone()).remove(0);
         let approx = int8_model.forward_stages(x.clone()).remove(0);
-        let error = (reference.clone() - approx).abs().max().into_scalar::<f32>();
+        let error = (reference.clone() - approx)
+            .abs()
+            .max()
+            .into_scalar::<f32>();
         let scale = reference.abs().max().into_scalar::<f32>();
         let (mut fp, mut q) = (Vec::new(), Vec::new());
         for round in 0..WARMUP + ROUNDS {

@@ -180,15 +180,19 @@ mod tests {
             implied_kernels(&scales, &config, &device).expect("figures")
         };
         let (small, large) = (figures(0.01), figures(4.0));
-        let identity_rows = small.iter().zip(&large).filter(|(a, _)| {
-            a.identity_mult_ratio.is_some() && a.block != "stage0"
-        });
+        let identity_rows = small
+            .iter()
+            .zip(&large)
+            .filter(|(a, _)| a.identity_mult_ratio.is_some() && a.block != "stage0");
         let mut seen = 0;
         for (a, b) in identity_rows {
             assert!(b.repopt_peak_to_rms > a.repopt_peak_to_rms, "{a:?} {b:?}");
             assert!(b.repopt_sqnr_tensor < a.repopt_sqnr_tensor, "{a:?} {b:?}");
             // RepVGG's fused kernel does not depend on the scales (only on the random draws).
-            assert!((a.repvgg_sqnr_tensor - b.repvgg_sqnr_tensor).abs() < 1.0, "{a:?} {b:?}");
+            assert!(
+                (a.repvgg_sqnr_tensor - b.repvgg_sqnr_tensor).abs() < 1.0,
+                "{a:?} {b:?}"
+            );
             seen += 1;
         }
         assert!(seen > 0);

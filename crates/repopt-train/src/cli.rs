@@ -201,6 +201,12 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
+    /// RandAugment after the crop and flip, as the official ImageNet recipe (`AUG.PRESET
+    /// raug15` is --randaugment 15): two operations per image out of sixteen, levels drawn from
+    /// 0..M [default: off].
+    #[arg(long, value_name = "M")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub randaugment: Option<u32>,
     /// Input normalisation (auto: by data set) [default: auto].
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -765,24 +771,21 @@ fn print_implied_kernels(
     file: &Path,
     seed: u64,
 ) -> Result<()> {
-    let config = preset.or_else(|| scales.architecture.clone()).ok_or_else(|| {
-        TrainError::Config(format!(
-            "{}: the file records no architecture; give --preset for --kernels",
-            file.display()
-        ))
-    })?;
+    let config = preset
+        .or_else(|| scales.architecture.clone())
+        .ok_or_else(|| {
+            TrainError::Config(format!(
+                "{}: the file records no architecture; give --preset for --kernels",
+                file.display()
+            ))
+        })?;
     let device = burn::tensor::Device::flex().autodiff();
     device.seed(seed);
     let rows = repopt_models::implied::implied_kernels(scales, &config, &device)?;
     println!("\nimplied by the scales before training (random kernels, seed {seed}):");
     println!(
         "{:<10} {:>9} {:>9}  {:>15}  {:>17}  {:>17}",
-        "block",
-        "centre/e",
-        "diag/e",
-        "peak/RMS o | v",
-        "SQNR/tensor o | v",
-        "SQNR/chan. o | v"
+        "block", "centre/e", "diag/e", "peak/RMS o | v", "SQNR/tensor o | v", "SQNR/chan. o | v"
     );
     for r in &rows {
         let diag = r

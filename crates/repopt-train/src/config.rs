@@ -132,6 +132,9 @@ pub struct RunConfig {
     /// Input resolution: every image is brought to it, for training and evaluation alike. Above
     /// 64 the ImageNet recipe is used, else the CIFAR one.
     pub image_size: usize,
+    /// RandAugment magnitude (the official `raug15` recipe is 15), applied after the crop and
+    /// flip of the training images; `None` for none.
+    pub randaugment: Option<u32>,
     /// Input normalisation.
     pub normalize: Normalization,
     /// Architecture preset (`tiny`, `a0`, `a1`, `b0`, `b1`, `b2`, `l1`, `l2`).
@@ -197,6 +200,7 @@ impl Default for RunConfig {
             test_limit: None,
             skip_invalid: false,
             image_size: 32,
+            randaugment: None,
             normalize: Normalization::Auto,
             preset: "a0".into(),
             num_blocks: None,
@@ -342,6 +346,9 @@ impl RunConfig {
                 "--image-size must be at least 8 pixels, got {}",
                 self.image_size
             ));
+        }
+        if self.randaugment == Some(0) {
+            return fail("--randaugment needs a magnitude of at least 1 (levels 0..M)".into());
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return fail("label smoothing must be in [0, 1)".into());

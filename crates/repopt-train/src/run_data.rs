@@ -7,6 +7,7 @@ use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::{PartialDataset, ShuffledDataset};
 
 use crate::config::{DataFormat, Normalization, RunConfig};
+use crate::data::randaug::RandAugment;
 use crate::data::transform::{self, Compose, Fit};
 use crate::data::{
     CifarDataset, CifarKind, IdxDataset, ImageFolder, ImageFolderOptions, ImageItem, Normalize,
@@ -122,7 +123,10 @@ pub fn open_data(config: &RunConfig) -> Result<RunData> {
         true => class_names,
         false => (0..num_classes).map(|c| c.to_string()).collect(),
     };
-    let (train_transform, eval_transform) = recipe(config.image_size, channels);
+    let (mut train_transform, eval_transform) = recipe(config.image_size, channels);
+    if let Some(magnitude) = config.randaugment {
+        train_transform = train_transform.then(RandAugment::new(magnitude));
+    }
     let normalize = normalization(config.normalize, format, config.image_size);
     if !normalize.supports(channels) {
         return Err(TrainError::Config(format!(

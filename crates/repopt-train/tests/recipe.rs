@@ -177,7 +177,8 @@ fn mixed_folder(archive: &Path, dest: &Path) -> PathBuf {
 }
 
 /// An image folder of mixed sizes and colour types trains and evaluates at a small size (CIFAR
-/// recipe) and a large one (ImageNet recipe), and the run records the size it used.
+/// recipe) and a large one (ImageNet recipe with RandAugment), and the run records the size and
+/// the augmentation it used.
 #[test]
 fn mixed_size_image_folder_trains_at_any_size() {
     let archive = common::cifar10_jpg_archive();
@@ -188,32 +189,45 @@ fn mixed_size_image_folder_trains_at_any_size() {
     let data = mixed_folder(&archive, tmp.path());
     for size in ["40", "72"] {
         let out = tmp.path().join(format!("run{size}"));
-        let output = common::repopt(&[
-            "train",
-            "--method",
-            "plain",
-            "--data",
-            data.to_str().unwrap(),
-            "--image-size",
-            size,
-            "--preset",
-            "tiny",
-            "--width",
-            "0.25,0.25,0.25,0.25",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "16",
-            "--workers",
-            "0",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        // The large size also takes the official ImageNet recipe's RandAugment (raug15).
+        let augment: &[&str] = if size == "72" {
+            &["--randaugment", "15"]
+        } else {
+            &[]
+        };
+        let output = common::repopt(
+            &[
+                &[
+                    "train",
+                    "--method",
+                    "plain",
+                    "--data",
+                    data.to_str().unwrap(),
+                    "--image-size",
+                    size,
+                    "--preset",
+                    "tiny",
+                    "--width",
+                    "0.25,0.25,0.25,0.25",
+                    "--epochs",
+                    "1",
+                    "--batch-size",
+                    "16",
+                    "--workers",
+                    "0",
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+                augment,
+            ]
+            .concat(),
+        );
         assert!(output.status.success(), "--image-size {size} failed");
         let eval = common::repopt(&["eval", "--run", out.to_str().unwrap()]);
         assert!(eval.status.success(), "eval at {size} failed");
         let record = repopt_train::RunRecord::load(&out).unwrap();
         assert_eq!(record.config.image_size.to_string(), size);
+        assert_eq!(record.config.randaugment, (size == "72").then_some(15));
     }
 }
 

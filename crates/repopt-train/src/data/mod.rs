@@ -20,6 +20,8 @@ pub mod epoch_shuffle;
 pub mod error;
 pub mod idx;
 pub mod image_folder;
+pub mod pil_ops;
+pub mod randaug;
 pub mod transform;
 
 pub use batch::{
