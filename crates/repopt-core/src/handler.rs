@@ -21,9 +21,18 @@ use crate::grad_mult::GradMults;
 /// Training the re-initialised model with a RepOptimizer built from these mults is then
 /// equivalent to training the multi-branch model with the plain optimizer.
 pub trait RepOptHandler<M: Module> {
+    /// What can go wrong: [`RepOptError`](crate::RepOptError) for the generic
+    /// [`CslaModel`](crate::CslaModel), an architecture's own error type for its handler.
+    type Error: std::error::Error + From<crate::RepOptError>;
+
     /// Applies the Rule of Initialization to `model`.
-    fn reinitialize(&self, model: M) -> Result<M>;
+    fn reinitialize(&self, model: M) -> Result<M, Self::Error>;
 
     /// The Grad Mults of `model` for `rule`, stored on `device`.
-    fn grad_mults(&self, model: &M, rule: UpdateRule, device: &Device) -> Result<GradMults>;
+    fn grad_mults(
+        &self,
+        model: &M,
+        rule: UpdateRule,
+        device: &Device,
+    ) -> Result<GradMults, Self::Error>;
 }

@@ -11,8 +11,11 @@
 //!   variant as Burn [`ModuleOptimizer`](burn::optim::ModuleOptimizer)s, so they plug into Burn's
 //!   Learner, LR schedulers and optimizer records;
 //! * [`clip_global_norm`]: gradient clipping by the global norm (the hyper-search's);
-//! * [`csla`]: the closed-form equivalent kernel and Grad Mult of a CSLA block;
-//! * [`RepOptHandler`]: the trait through which an architecture supplies its rules.
+//! * [`csla`]: the closed-form equivalent kernel and Grad Mult of a CSLA conv ([`csla::CslaConv`]:
+//!   any kernel size, groups, centred branches and identity), and [`CslaModel`], the CSLA structure
+//!   of a whole model, which re-initialises and gives the mults of any Burn module by path;
+//! * [`RepOptHandler`]: the trait through which a model's rules are used; [`CslaModel`] implements
+//!   it for every module.
 //!
 //! ```no_run
 //! # use burn::module::Module;
@@ -30,6 +33,7 @@
 mod adamw;
 pub mod clip;
 pub mod csla;
+mod csla_model;
 mod error;
 mod grad_mult;
 mod groups;
@@ -40,6 +44,7 @@ pub mod tensor_io;
 pub use adamw::{RepAdamW, RepAdamWConfig};
 pub use clip::clip_global_norm;
 pub use csla::UpdateRule;
+pub use csla_model::{BranchKernels, CslaModel};
 pub use error::{RepOptError, Result};
 pub use grad_mult::{GradMult, GradMults, ParamInfo, param_infos};
 pub use groups::RepOptimizerConfig;

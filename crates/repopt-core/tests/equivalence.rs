@@ -67,20 +67,19 @@ impl CslaToy {
             .gamma
             .as_ref()
             .map(|g| g.val().into_data().try_to_vec::<f32>().unwrap());
-        let identity = match &gamma {
-            Some(g) => IdentityInit::Scaled(g),
-            None => IdentityInit::None,
+        let scales = CslaScales {
+            conv: &scales.alpha,
+            conv_1x1: &scales.beta,
         };
-        csla::equivalent_kernel(
-            &self.conv3.weight.val().into_data(),
-            &self.conv1.weight.val().into_data(),
-            CslaScales {
-                conv: &scales.alpha,
-                conv_1x1: &scales.beta,
-            },
-            identity,
-        )
-        .unwrap()
+        let in_channels = self.conv3.weight.val().dims()[1];
+        scales
+            .conv("conv", in_channels, 3, gamma.as_deref())
+            .equivalent_kernel(
+                &self.conv3.weight.val().into_data(),
+                &[self.conv1.weight.val().into_data()],
+                IdentityInit::Scale,
+            )
+            .unwrap()
     }
 }
 

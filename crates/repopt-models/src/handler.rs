@@ -2,16 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::Param;
-use burn::tensor::{DType, Device, Tensor, TensorData};
-use repopt_core::csla::{self, CslaScales, IdentityInit};
-use repopt_core::{GradMult, GradMults, RepOptHandler, UpdateRule};
+use burn::tensor::{Device, TensorData};
+use repopt_core::csla::{CslaConv, CslaScales, IdentityInit};
+use repopt_core::{CslaModel, GradMults, RepOptError, RepOptHandler, UpdateRule};
 
-use crate::block::{RepOptVggBlock, conv};
-use crate::config::BlockMode;
+use crate::config::{BlockMode, RepOptVggConfig};
 use crate::error::{ModelError, Result};
 use crate::model::RepOptVgg;
-use crate::scales::{BlockScales, VggScales};
+use crate::scales::VggScales;
 
 /// RepOpt-VGG's [`RepOptHandler`]: the scales of every block and how to use them.
 ///
@@ -59,10 +57,34 @@ impl RepOptVggHandler {
         self.scales.validate_for(&model.config)
     }
 
-    fn block_scales(&self, name: &str) -> &BlockScales {
-        self.scales
-            .block(name)
-            .expect("scales were validated against the model")
+    /// The CSLA structure these scales give the target model of `config`: per block, the 3×3
+    /// kernel `<block>.conv.weight` with `α = s`, a 1×1 branch with `β = t` and, in identity
+    /// blocks, the identity with `γ`. Both rules come from it.
+    pub fn csla_model(&self, config: &RepOptVggConfig) -> Result<CslaModel> {
+        self.scales.validate_for(config)?;
+        let convs = self
+            .scales
+            .blocks
+            .iter()
+            .map(|block| {
+                let scales = CslaScales {
+                    conv: &block.conv,
+                    conv_1x1: &block.conv_1x1,
+                };
+                let spec = &block.spec;
+                scales.conv(
+                    &spec.kernel_path(),
+                    spec.in_channels,
+                    3,
+                    block.identity.as_deref(),
+                )
+            })
+            .collect();
+        let identity = match self.use_identity_scales_for_reinit {
+            true => IdentityInit::Scale,
+            false => IdentityInit::Unit,
+        };
+        Ok(CslaModel::new(convs)?.with_identity_init(identity))
     }
 
     /// The Rule of Initialization with given 1×1 kernels (`<block>` → `[C_out, C_in, 1, 1]`)
@@ -73,96 +95,27 @@ impl RepOptVggHandler {
         kernels_1x1: &BTreeMap<String, TensorData>,
     ) -> Result<RepOptVgg> {
         self.check_target(&model, "re-initialisation")?;
-        model.try_map_blocks(|block| {
-            let w1 = kernels_1x1.get(&block.spec.name).cloned().ok_or_else(|| {
-                ModelError::MissingBlock {
-                    source_name: "the given 1x1 kernels".into(),
-                    block: block.spec.name.clone(),
-                }
-            })?;
-            self.reinit_block(block, &w1)
-        })
-    }
-
-    fn reinit_block(&self, mut block: RepOptVggBlock, w1: &TensorData) -> Result<RepOptVggBlock> {
-        let scales = self.block_scales(&block.spec.name);
-        let identity = match (&scales.identity, self.use_identity_scales_for_reinit) {
-            (None, _) => IdentityInit::None,
-            (Some(gamma), true) => IdentityInit::Scaled(gamma),
-            (Some(_), false) => IdentityInit::Unit,
+        let structure = self.csla_model(&model.config)?;
+        let mut given = |conv: &CslaConv, _branch: usize| {
+            let block = conv.path.trim_end_matches(".conv.weight");
+            kernels_1x1.get(block).cloned().ok_or_else(|| {
+                RepOptError::InvalidConfig(format!("the given 1x1 kernels have none for `{block}`"))
+            })
         };
-        let conv = block.conv.as_mut().expect("target block has conv");
-        let w3 = conv.weight.val().into_data();
-        let kernel = csla::equivalent_kernel(
-            &w3,
-            w1,
-            CslaScales {
-                conv: &scales.conv,
-                conv_1x1: &scales.conv_1x1,
-            },
-            identity,
-        )
-        .map_err(|e| in_block(&block.spec.name, e))?;
-        let device = conv.weight.device();
-        let id = conv.weight.id;
-        conv.weight = Param::initialized(id, Tensor::from_data(kernel, &device).require_grad());
-        Ok(block)
-    }
-}
-
-fn in_block(block: &str, error: repopt_core::RepOptError) -> ModelError {
-    match error {
-        repopt_core::RepOptError::Shape {
-            what,
-            expected,
-            found,
-        } => ModelError::BlockShape {
-            block: block.into(),
-            what,
-            expected,
-            found,
-        },
-        other => other.into(),
-    }
-}
-
-impl RepOptHandler<RepOptVgg> for RepOptVggHandler {
-    fn reinitialize(&self, model: RepOptVgg) -> repopt_core::Result<RepOptVgg> {
-        self.reinitialize_model(model).map_err(into_core)
+        Ok(structure.reinitialize_with(model, &mut given)?)
     }
 
-    fn grad_mults(
-        &self,
-        model: &RepOptVgg,
-        rule: UpdateRule,
-        device: &Device,
-    ) -> repopt_core::Result<GradMults> {
-        self.grad_mults_for(model, rule, device).map_err(into_core)
-    }
-}
-
-fn into_core(error: ModelError) -> repopt_core::RepOptError {
-    match error {
-        ModelError::Core(e) => e,
-        other => repopt_core::RepOptError::InvalidConfig(other.to_string()),
-    }
-}
-
-impl RepOptVggHandler {
     /// The Rule of Initialization with freshly drawn 1×1 kernels (see the type docs).
     pub fn reinitialize_model(&self, model: RepOptVgg) -> Result<RepOptVgg> {
         self.check_target(&model, "re-initialisation")?;
-        model.try_map_blocks(|block| {
-            let device = block.conv.as_ref().expect("target block").weight.device();
-            let w1 = conv(&block.spec, 1, false, &device)
-                .weight
-                .val()
-                .into_data();
-            self.reinit_block(block, &w1)
-        })
+        let device = model.linear.weight.device();
+        Ok(self
+            .csla_model(&model.config)?
+            .reinitialize(model, &device)?)
     }
 
-    /// The Rule of Iteration: Grad Mults for every 3×3 kernel of `model`, on `device`.
+    /// The Rule of Iteration: Grad Mults for every 3×3 kernel of `model`, on `device`, in the
+    /// model's float type (`f32` as the official code, `f64` for `f64` models).
     pub fn grad_mults_for(
         &self,
         model: &RepOptVgg,
@@ -170,31 +123,21 @@ impl RepOptVggHandler {
         device: &Device,
     ) -> Result<GradMults> {
         self.check_target(model, "Grad Mults")?;
-        let mut mults = GradMults::new();
-        for block in model.blocks() {
-            let spec = &block.spec;
-            let scales = self.block_scales(&spec.name);
-            let scales = CslaScales {
-                conv: &scales.conv,
-                conv_1x1: &scales.conv_1x1,
-            };
-            let (cin, identity) = (spec.in_channels, spec.has_identity());
-            // Mults in the model's float type: f32 as the official code, f64 for f64 models.
-            let dtype = block
-                .conv
-                .as_ref()
-                .expect("target block")
-                .weight
-                .val()
-                .dtype();
-            let mult = if dtype == DType::F64 {
-                csla::grad_mult_as::<f64>(scales, cin, 3, identity, rule)
-            } else {
-                csla::grad_mult(scales, cin, 3, identity, rule)
-            }
-            .map_err(|e| in_block(&spec.name, e))?;
-            mults.insert(spec.kernel_path(), GradMult::from_data(mult, device))?;
-        }
-        Ok(mults)
+        Ok(self
+            .csla_model(&model.config)?
+            .grad_mults(model, rule, device)?)
     }
 }
+
+impl RepOptHandler<RepOptVgg> for RepOptVggHandler {
+    type Error = ModelError;
+
+    fn reinitialize(&self, model: RepOptVgg) -> Result<RepOptVgg> {
+        self.reinitialize_model(model)
+    }
+
+    fn grad_mults(&self, model: &RepOptVgg, rule: UpdateRule, device: &Device) -> Result<GradMults> {
+        self.grad_mults_for(model, rule, device)
+    }
+}
+

@@ -4,7 +4,8 @@ use burn::module::{Module, Param, ParamId};
 use burn::nn::{Linear, LinearConfig};
 
 use crate::norm::BatchNorm2d;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
+use repopt_core::csla::{Branch, CslaConv, IdentityInit, identity_kernel};
 
 use crate::block::{RepOptVggBlock, conv};
 use crate::config::{BlockMode, BlockSpec, RepOptVggConfig};
@@ -255,11 +256,7 @@ fn fuse_block(block: RepOptVggBlock) -> RepOptVggBlock {
     );
     let (mut kernel, mut bias) = (k3 + k1, b3 + b1);
     if let Some(bn) = &block.bn_identity {
-        let mut eye = vec![0.0f32; o * i * 9];
-        for c in 0..o {
-            eye[(c * i + c) * 9 + 4] = 1.0;
-        }
-        let eye = Tensor::<4>::from_data(TensorData::new(eye, [o, i, 3, 3]), &device);
+        let eye = Tensor::<4>::from_data(identity_kernel(o, 1, 3), &device);
         let (kid, bid) = fold_bn(eye, bn);
         kernel = kernel + kid;
         bias = bias + bid;
@@ -290,25 +287,31 @@ impl RepOptVgg {
             ) else {
                 unreachable!("{csla}")
             };
-            // In the model's own float type and device; the same operation order as
-            // `csla::equivalent_kernel`, so f32 results are identical to it.
-            let (o, i) = (block.spec.out_channels, block.spec.in_channels);
-            let w3 = conv3.weight.val().detach();
+            let host = |t: Tensor<4>| -> Vec<f64> {
+                let data = t.detach().into_data().convert::<f64>();
+                data.try_to_vec::<f64>().expect("converted to f64")
+            };
+            let structure = CslaConv {
+                path: block.spec.kernel_path(),
+                in_channels: block.spec.in_channels,
+                groups: 1,
+                kernel_size: 3,
+                scale: host(s.per_channel()),
+                branches: vec![Branch {
+                    kernel_size: 1,
+                    scale: host(t.per_channel()),
+                }],
+                identity: block.scale_identity.as_ref().map(|g| host(g.per_channel())),
+            };
+            let w3 = conv3.weight.val();
             let device = w3.device();
-            let padded = Tensor::<4>::zeros([o, i, 3, 3], &device)
-                .cast(w3.dtype())
-                .slice_assign([0..o, 0..i, 1..2, 1..2], conv1.weight.val().detach());
-            let mut kernel = w3 * s.per_channel().detach().reshape([o as i32, 1, 1, 1])
-                + padded * t.per_channel().detach().reshape([o as i32, 1, 1, 1]);
-            if let Some(gamma) = &block.scale_identity {
-                let mut eye = vec![0.0f32; o * i * 9];
-                for c in 0..o {
-                    eye[(c * i + c) * 9 + 4] = 1.0;
-                }
-                let eye = Tensor::<4>::from_data(TensorData::new(eye, [o, i, 3, 3]), &device)
-                    .cast(kernel.dtype());
-                kernel = kernel + eye * gamma.per_channel().detach().reshape([o as i32, 1, 1, 1]);
-            }
+            // Computed in the kernel's own float type, in the official order.
+            let kernel = structure.equivalent_kernel(
+                &w3.into_data(),
+                &[conv1.weight.val().into_data()],
+                IdentityInit::Scale,
+            )?;
+            let kernel = Tensor::<4>::from_data(kernel, &device);
             let mut conv = conv3.clone();
             conv.weight = Param::initialized(ParamId::new(), kernel.detach().require_grad());
             Ok(RepOptVggBlock {
