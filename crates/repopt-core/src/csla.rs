@@ -163,7 +163,8 @@ impl CslaConv {
     pub fn validate(&self) -> Result<()> {
         let (out, k, g) = (self.out_channels(), self.kernel_size, self.groups);
         let at = |what: &str| format!("{what} of `{}`", self.path);
-        if k % 2 == 0 || g == 0 || self.in_channels % g != 0 || out % g != 0 || out == 0 {
+        let divides = |n: usize| g > 0 && n.is_multiple_of(g);
+        if k.is_multiple_of(2) || !divides(self.in_channels) || !divides(out) || out == 0 {
             return Err(shape_error(
                 at("kernel (odd k, groups dividing C_in and C_out)"),
                 vec![out, self.in_channels / g.max(1), k, k],
@@ -171,7 +172,7 @@ impl CslaConv {
             ));
         }
         for branch in &self.branches {
-            if branch.kernel_size % 2 == 0 || branch.kernel_size > k {
+            if branch.kernel_size.is_multiple_of(2) || branch.kernel_size > k {
                 return Err(shape_error(
                     at("branch kernel (odd, at most k)"),
                     vec![k],
