@@ -61,6 +61,12 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// An architecture description that no model can be built from.
+    #[error("invalid architecture: {message}")]
+    Config {
+        /// What is wrong.
+        message: String,
+    },
     /// An error of the optimizer crate.
     #[error(transparent)]
     Core(#[from] RepOptError),

@@ -17,6 +17,7 @@ mod config;
 mod conv;
 mod decay;
 mod error;
+pub mod ghostnet;
 mod handler;
 pub mod implied;
 mod model;
