@@ -261,6 +261,16 @@ pub struct TrainArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linear_lr_scaling: Option<bool>,
+    /// Update rule: sgd, or the official RepOptimizer adamw (Grad Mults of power 1; --lr and
+    /// --weight-decay are AdamW's, decoupled; --momentum and --nesterov unused) [default: sgd].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<crate::config::OptimizerKind>,
+    /// With --optimizer adamw, train even when the scales have negative values (AdamW's
+    /// RepOptimizer then no longer follows the CSLA model; see docs/optimizers.md).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_negative_scales: Option<bool>,
     /// SGD momentum [default: 0.9].
     #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError, file_error};
 
+/// The update rule: SGD, or the official RepOptimizer AdamW.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// SGD with momentum (PyTorch semantics), coupled L2 decay; Grad Mults of power 2.
+    #[default]
+    Sgd,
+    /// The official RepOptimizer AdamW (betas 0.9, 0.999, eps 1e-8, decoupled decay); Grad
+    /// Mults of power 1, applied to the gradient and to the first moment.
+    Adamw,
+}
+
 /// What is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -161,6 +173,11 @@ pub struct RunConfig {
     pub min_lr: f64,
     /// Scale `lr`, `warmup_lr` and `min_lr` by batch size / 256, as `main_repopt.py` does.
     pub linear_lr_scaling: bool,
+    /// The update rule.
+    pub optimizer: OptimizerKind,
+    /// With AdamW, train even with negative `s`/`t` scales, where AdamW's RepOptimizer no
+    /// longer follows the CSLA model.
+    pub allow_negative_scales: bool,
     /// SGD momentum.
     pub momentum: f64,
     /// Nesterov momentum.
@@ -214,6 +231,8 @@ impl Default for RunConfig {
             warmup_lr: 0.0,
             min_lr: 0.0,
             linear_lr_scaling: false,
+            optimizer: OptimizerKind::Sgd,
+            allow_negative_scales: false,
             momentum: 0.9,
             nesterov: true,
             weight_decay: 5e-4,

@@ -18,12 +18,12 @@ use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining};
 use repopt_core::tensor_io::write_atomic;
-use repopt_core::{GradMults, RepOptimizerConfig, RepSgdConfig};
+use repopt_core::{GradMults, RepAdamWConfig, RepOptimizerConfig, RepSgdConfig};
 use repopt_models::{RepOptVgg, RepOptVggConfig, VggScales, decays_weight};
 
 use crate::checkpoint::{AtomicFileCheckpointer, last_complete_epoch, last_readable_epoch};
 use crate::classifier::Classifier;
-use crate::config::{Method, RunConfig};
+use crate::config::{Method, OptimizerKind, RunConfig};
 use crate::data::eval_loader;
 use crate::data::{AugmentedDataset, EpochShuffled, ImageBatch, ImageBatcher, LoaderOptions};
 use crate::device::parse_device;
@@ -184,15 +184,17 @@ fn classifier_and_optimizer(
     let classifier = Classifier::new(model, config.label_smoothing)
         .with_guard(interrupter.clone())
         .with_clip_global_norm(config.clip_grad_norm);
-    let optim = RepSgdConfig::new()
-        .with_momentum(config.momentum)
-        .with_nesterov(config.nesterov)
-        .with_weight_decay(config.weight_decay)
-        .init_with_decay(
-            &classifier,
-            &mults.with_prefix(Classifier::MODEL_PATH),
-            decays_weight,
-        )?;
+    let mults = mults.with_prefix(Classifier::MODEL_PATH);
+    let optim = match config.optimizer {
+        OptimizerKind::Sgd => RepSgdConfig::new()
+            .with_momentum(config.momentum)
+            .with_nesterov(config.nesterov)
+            .with_weight_decay(config.weight_decay)
+            .init_with_decay(&classifier, &mults, decays_weight)?,
+        OptimizerKind::Adamw => RepAdamWConfig::new()
+            .with_weight_decay(config.weight_decay)
+            .init_with_decay(&classifier, &mults, decays_weight)?,
+    };
     Ok((classifier, optim))
 }
 
