@@ -30,6 +30,10 @@ enum Task {
         /// Folder of the demo's runs.
         #[arg(long, default_value = "runs/demo")]
         out: PathBuf,
+        /// The data to run on, in any format `repopt` reads (IDX files, CIFAR binaries, an
+        /// image folder) [default: Debian's Fashion-MNIST, installed with apt-get when missing].
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// The paper's comparison on CIFAR-10: hyper-search, then RepOpt-VGG, plain SGD, RepVGG,
     /// all-ones RepOptimizer and both ablations over several seeds, with confidence intervals;
@@ -123,8 +127,12 @@ fn repopt(args: &[&str]) -> Result<(), String> {
     run(command)
 }
 
-fn demo(out: &Path) -> Result<(), String> {
-    let data = fashion_mnist()?;
+fn demo(out: &Path, data: Option<PathBuf>) -> Result<(), String> {
+    let data = match data {
+        Some(dir) if dir.is_dir() => dir,
+        Some(dir) => return Err(format!("--data {}: no such folder", dir.display())),
+        None => fashion_mnist()?,
+    };
     let data = data.to_str().expect("utf-8 path");
     if out.join("hs/checkpoint").exists() || out.join("repopt/checkpoint").exists() {
         return Err(format!(
@@ -160,14 +168,14 @@ fn demo(out: &Path) -> Result<(), String> {
     println!("\n== 2/4 the searched scales");
     let scales = format!("{hs}/scales.safetensors");
     repopt(&["inspect-scales", &scales])?;
-    println!("\n== 3/4 the plain model trained with the RepOptimizer built from them (60k images)");
+    println!("\n== 3/4 the plain model trained with the RepOptimizer built from them (all images)");
     let mut args = vec![
         "train", "--method", "repopt", "--scales", &scales, "--data", data,
     ];
     args.extend(model);
     args.extend(["--epochs", "3", "--lr", "0.05", "--out", trained]);
     repopt(&args)?;
-    println!("\n== 4/4 evaluation of the plain model on the 10k test images");
+    println!("\n== 4/4 evaluation of the plain model on the test images");
     repopt(&["eval", "--run", trained])?;
     println!(
         "\nDone. Artifacts:\n  scales      {scales}\n  model       {trained}/model.bpk\n  \
@@ -224,7 +232,7 @@ fn workspace_root() -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
-        Task::Demo { out } => demo(&out),
+        Task::Demo { out, data } => demo(&out, data),
         Task::Repro(settings) => repro::repro(&settings),
         Task::Ptq(settings) => ptq::ptq(&settings),
         Task::Bench { quick, json } => bench::bench(quick, json),
