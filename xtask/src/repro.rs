@@ -51,6 +51,10 @@ pub struct Repro {
     /// Print what is done and what remains, with an estimate of the time left; runs nothing.
     #[arg(long)]
     pub status: bool,
+    /// Write the report (and with --docs copy it) from the runs finished so far; trains
+    /// nothing, so it can run beside a reproduction under way.
+    #[arg(long)]
+    pub report_only: bool,
     /// Runs trained at the same time. One training process keeps about 1.2 of 2 cores busy;
     /// two side by side train ≈ 1.8× as many images per second.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
@@ -363,6 +367,13 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
     if settings.status {
         return status(&plan);
     }
+    if settings.report_only {
+        let repopt = match &settings.repopt {
+            Some(path) => path.clone(),
+            None => crate::binary("repopt-train", "repopt", &settings.profile)?,
+        };
+        return report(&plan, settings.docs, &repopt);
+    }
     plan.record()?;
     let data = cifar10(settings)?;
     let data = data
@@ -650,7 +661,7 @@ fn collect(plan: &Plan) -> Result<Vec<Finished>, String> {
     for run in plan
         .runs()
         .into_iter()
-        .filter(|r| r.method != "hs" && !r.long)
+        .filter(|r| r.method != "hs" && !r.long && r.finished())
     {
         all.push(Finished {
             outcome: read_outcome(&run.dir)?,
@@ -674,6 +685,20 @@ fn top1(runs: &[Finished], method: &str) -> Vec<f64> {
 fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
     let runs = collect(plan)?;
     let (mut table, failures) = method_table(plan, &runs);
+    let planned = plan
+        .runs()
+        .iter()
+        .filter(|r| r.method != "hs" && !r.long)
+        .count();
+    if runs.len() < planned {
+        table.insert_str(
+            0,
+            &format!(
+                "Partial report: {} of {planned} runs finished.\n\n",
+                runs.len()
+            ),
+        );
+    }
     let (differences_md, differences) = differences_table(&runs);
     table.push_str(&differences_md);
     table.push_str(&plateau_line(&runs));
@@ -745,25 +770,54 @@ fn method_table(plan: &Plan, runs: &[Finished]) -> (String, Vec<String>) {
     (table, failures)
 }
 
-/// Welch's 95 % interval of RepOpt-VGG minus each other method, as a table and as JSON.
+/// RepOpt-VGG minus each other method: Welch's 95 % interval over the seeds, and the paired one
+/// over the seeds both have (a seed shares data order and, where possible, initial weights), as a
+/// table and as JSON.
 fn differences_table(runs: &[Finished]) -> (String, Vec<serde_json::Value>) {
     let mut table = String::from(
-        "\n| difference | estimate (points) | 95 % CI (Welch) | df |\n|---|---|---|---|\n",
+        "\n| difference | estimate (points) | 95 % CI (Welch) | df | 95 % CI (paired by seed) | pairs |\n\
+         |---|---|---|---|---|---|\n",
     );
     let repopt = top1(runs, "repopt");
     let mut json = Vec::new();
     for (other, _) in METHODS.iter().skip(1) {
-        if let Some(d) = stats::welch(&repopt, &top1(runs, other)) {
-            table.push_str(&format!(
-                "| RepOpt − {other} | {:+.2} | [{:+.2}, {:+.2}] | {:.1} |\n",
-                d.estimate, d.low, d.high, d.df
-            ));
-            json.push(serde_json::json!({
-                "minus": other, "estimate": d.estimate, "ci95": [d.low, d.high], "df": d.df,
-            }));
-        }
+        let Some(d) = stats::welch(&repopt, &top1(runs, other)) else {
+            continue;
+        };
+        let pairs = seed_pairs(runs, "repopt", other);
+        let paired = stats::paired(&pairs);
+        let paired_cell =
+            paired.map_or("–".into(), |p| format!("[{:+.2}, {:+.2}]", p.low, p.high));
+        table.push_str(&format!(
+            "| RepOpt − {other} | {:+.2} | [{:+.2}, {:+.2}] | {:.1} | {paired_cell} | {} |\n",
+            d.estimate,
+            d.low,
+            d.high,
+            d.df,
+            pairs.len()
+        ));
+        json.push(serde_json::json!({
+            "minus": other, "estimate": d.estimate, "ci95": [d.low, d.high], "df": d.df,
+            "paired_ci95": paired.map(|p| [p.low, p.high]), "pairs": pairs.len(),
+        }));
     }
     (table, json)
+}
+
+/// `(a, b)` top-1 of the seeds where both `a` and `b` have finished.
+fn seed_pairs(runs: &[Finished], a: &str, b: &str) -> Vec<(f64, f64)> {
+    let of = |method: &str, seed: u64| {
+        runs.iter()
+            .find(|r| r.method == method && r.seed == seed)
+            .map(|r| r.outcome.top1)
+    };
+    let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    seeds
+        .into_iter()
+        .filter_map(|seed| Some((of(a, seed)?, of(b, seed)?)))
+        .collect()
 }
 
 /// Whether every run met the plateau criterion, and which did not.
@@ -929,6 +983,7 @@ mod tests {
             long_epochs: None,
             docs: false,
             status: false,
+            report_only: false,
             jobs: 2,
             profile: "dev".into(),
             repopt: None,
@@ -957,6 +1012,7 @@ mod tests {
             long_epochs: None,
             docs: false,
             status: false,
+            report_only: false,
             jobs: 2,
             profile: "dev".into(),
             repopt: None,
@@ -982,6 +1038,7 @@ mod tests {
             long_epochs: None,
             docs: false,
             status: false,
+            report_only: false,
             jobs: 2,
             profile: "dev".into(),
             repopt: None,

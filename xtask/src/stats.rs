@@ -12,6 +12,14 @@
 //!
 //! `t₀.₉₇₅(ν)` is the Student-t quantile, found by bisection on the t distribution's CDF, which
 //! is written with the regularised incomplete beta function.
+//!
+//! When the two samples come in pairs (the same seed: the same data order and, where the
+//! methods allow, the same initial weights), the paired interval works on the n differences
+//! `dᵢ = aᵢ − bᵢ`, removing what the pair shares:
+//!
+//! ```text
+//! CI = mean(d) ± t₀.₉₇₅(n − 1) · std(d) / √n
+//! ```
 
 /// Mean of `values` (NaN when empty).
 pub fn mean(values: &[f64]) -> f64 {
@@ -67,6 +75,23 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Difference> {
         estimate,
         low: estimate - t * se,
         high: estimate + t * se,
+        df,
+    })
+}
+
+/// The paired 95 % interval of `mean(a − b)` over pairs `(aᵢ, bᵢ)`; `None` with fewer than 2.
+pub fn paired(pairs: &[(f64, f64)]) -> Option<Difference> {
+    if pairs.len() < 2 {
+        return None;
+    }
+    let d: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
+    let (estimate, se) = (mean(&d), std(&d) / (d.len() as f64).sqrt());
+    let df = (d.len() - 1) as f64;
+    let half = student_t_quantile(0.975, df) * se;
+    Some(Difference {
+        estimate,
+        low: estimate - half,
+        high: estimate + half,
         df,
     })
 }
@@ -180,6 +205,21 @@ mod tests {
             let got = student_t_quantile(0.975, df);
             assert!((got - want).abs() < 1e-5, "df {df}: {got} vs {want}");
         }
+    }
+
+    #[test]
+    fn paired_interval_by_hand() {
+        // Differences 0.75, 0.84, 1.03: mean 0.873…, std 0.1429…, t(2) = 4.3027.
+        let d = paired(&[(72.08, 71.33), (72.98, 72.14), (72.73, 71.70)]).unwrap();
+        let (m, sd) = (0.873_333_333, 0.142_945_094);
+        let half = 4.302_652_73 * sd / 3f64.sqrt();
+        assert!((d.estimate - m).abs() < 1e-6, "{d:?}");
+        assert!(
+            (d.low - (m - half)).abs() < 1e-5 && (d.high - (m + half)).abs() < 1e-5,
+            "{d:?}"
+        );
+        assert_eq!(d.df, 2.0);
+        assert!(paired(&[(1.0, 0.0)]).is_none());
     }
 
     #[test]
