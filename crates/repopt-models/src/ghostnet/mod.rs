@@ -16,6 +16,11 @@
 //!   [`make_divisible`], and the derived layout: [`BottleneckSpec`]s and, for RepOptimizer
 //!   rules, the [`GhostModuleSpec`]s in official handler order
 //!   ([`RepOptGhostNetConfig::ghost_modules`]).
+//! * [`GhostNetScales`]: the `(φ, ψ)` of every ghost module (from a model, the released `.pth`,
+//!   an official hyper-search checkpoint, or this crate's `repopt-ghostnet-scales` file), strictly
+//!   validated, and the RepOptimizer rules they give ([`GhostNetScales::csla_model`]); the
+//!   weight-decay groups [`decays_weight`] (official, target) and
+//!   [`decays_weight_equivalent_csla`] (CSLA equivalent to it).
 //! * [`RepOptGhostNet`] (with [`RepOptGhostBottleneck`] and [`RepOptGhostModule`]): forward
 //!   passes, the intermediate activations, the `(φ, ψ)` scales per ghost module
 //!   ([`RepOptGhostNet::scales`]), and the RepGhost deploy fusion
@@ -32,22 +37,30 @@
 
 mod bottleneck;
 mod config;
+mod decay;
 mod either;
 mod fuse;
 mod layers;
 mod model;
 mod module;
+mod rules;
 mod scales;
+mod scales_file;
+#[cfg(feature = "pth")]
+mod scales_pth;
 mod spec;
 
 pub use bottleneck::{BottleneckOutputs, ConvShortcut, RepOptGhostBottleneck};
 pub use config::{
     BottleneckCfg, GHOSTNET_PRESETS, GhostMode, RepOptGhostNetConfig, make_divisible, official_cfgs,
 };
+pub use decay::{decays_weight, decays_weight_equivalent_csla};
 pub use either::Either;
 pub use fuse::groupwise_identity_kernel;
 pub use layers::{ConvBnAct, SqueezeExcite};
 pub use model::{GhostNetActivations, RepOptGhostNet, StageLayer};
 pub use module::{CheapFollower, RepOptGhostModule};
+pub use rules::{GhostNetScales, ghost_conv};
 pub use scales::GhostScales;
+pub use scales_file::{GHOSTNET_SCALES_FORMAT, GHOSTNET_SCALES_FORMAT_VERSION};
 pub use spec::{BottleneckSpec, CHEAP_KERNEL, GhostModuleSpec, HEAD_CHANNELS, IN_CHANNELS};
