@@ -136,8 +136,12 @@ impl RepOptHandler<RepOptVgg> for RepOptVggHandler {
         self.reinitialize_model(model)
     }
 
-    fn grad_mults(&self, model: &RepOptVgg, rule: UpdateRule, device: &Device) -> Result<GradMults> {
+    fn grad_mults(
+        &self,
+        model: &RepOptVgg,
+        rule: UpdateRule,
+        device: &Device,
+    ) -> Result<GradMults> {
         self.grad_mults_for(model, rule, device)
     }
 }
-

@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -112,6 +112,34 @@ fn released_scales_and_sgd_mults_match_the_official_handler_exactly() {
         (low - 0.0038).abs() < 5e-5 && (high - 216.1).abs() < 0.05,
         "{low} {high}"
     );
+}
+
+/// An official hyper-search checkpoint (`{'model': state_dict, 'optimizer': …, 'epoch': …}` as
+/// `main_repopt.py` saves it), made from the released state dict by
+/// `tests/fixtures/wrap_checkpoint.py` without torch, imports the same scales.
+#[test]
+fn official_checkpoints_import_as_scales() {
+    let dir = tempfile_dir("ghost-checkpoint");
+    let checkpoint = dir.join("latest.pth");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrap_checkpoint.py");
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(released_pth())
+        .arg(&checkpoint)
+        .status()
+        .expect("python3 (the standard library only) makes the checkpoint");
+    assert!(status.success(), "{}", script.display());
+    let config = preset_0_5x();
+    let released = GhostNetScales::from_official_pth(&released_pth(), &config).unwrap();
+    let imported = GhostNetScales::load(&checkpoint, &config).unwrap();
+    assert_eq!(imported.modules, released.modules);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn tempfile_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// `(min, max)` of `values`.
