@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod compress;
 mod ptq;
 mod repro;
 mod stats;

@@ -6,6 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
+use crate::compress::{self, Encoding};
 use crate::{cargo, run, target_dir, workspace_root};
 
 /// Settings of `cargo xtask web`.
@@ -179,7 +180,19 @@ pub fn build(web: &Web) -> Result<PathBuf, String> {
         .args(["--per-class", &web.per_class.to_string(), "--out"])
         .arg(dist.join("gallery"));
     run(gallery)?;
-    println!("built the page in {}", dist.display());
+    let (wasm, page) = compress::precompress(&dist)?;
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    println!(
+        "built the page in {}: wasm {:.2} MB ({:.2} MB gzip, {:.2} MB brotli); the page without \
+         the gallery transfers {:.2} MB with brotli, {:.2} MB with gzip ({:.2} MB on disk)",
+        dist.display(),
+        mb(wasm.raw),
+        mb(wasm.gzip),
+        mb(wasm.brotli),
+        mb(page.brotli),
+        mb(page.gzip),
+        mb(page.raw)
+    );
     Ok(dist)
 }
 
@@ -215,31 +228,63 @@ fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
     }
 }
 
-fn respond(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
-    let mut request_line = String::new();
-    let mut reader = BufReader::new(stream.try_clone()?);
-    reader.read_line(&mut request_line)?;
-    // Drain the headers.
-    let mut header = String::new();
-    while reader.read_line(&mut header)? > 2 {
-        header.clear();
-    }
-    let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+/// What a request gets: status, body, content type, the body's encoding (the best of
+/// `accepted` that has a compressed copy).
+fn answer(
+    root: &Path,
+    method: &str,
+    path: &str,
+    accepted: &[Encoding],
+) -> std::io::Result<Response> {
     let file = resolve(root, path).filter(|f| f.is_file());
-    let (status, body, kind) = match (method, file) {
-        ("GET" | "HEAD", Some(file)) => ("200 OK", std::fs::read(&file)?, content_type(&file)),
-        ("GET" | "HEAD", None) => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    Ok(match (method, file) {
+        ("GET" | "HEAD", Some(file)) => {
+            let encoding = accepted
+                .iter()
+                .copied()
+                .find(|e| compress::encoded_path(&file, *e).is_file());
+            let body = match encoding {
+                Some(e) => std::fs::read(compress::encoded_path(&file, e))?,
+                None => std::fs::read(&file)?,
+            };
+            ("200 OK", body, content_type(&file), encoding)
+        }
+        ("GET" | "HEAD", None) => ("404 Not Found", b"not found".to_vec(), "text/plain", None),
         _ => (
             "405 Method Not Allowed",
             b"method not allowed".to_vec(),
             "text/plain",
+            None,
         ),
-    };
+    })
+}
+
+type Response = (&'static str, Vec<u8>, &'static str, Option<Encoding>);
+
+fn respond(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
+    let mut request_line = String::new();
+    let mut reader = BufReader::new(stream.try_clone()?);
+    reader.read_line(&mut request_line)?;
+    let mut accepted = Vec::new();
+    let mut header = String::new();
+    while reader.read_line(&mut header)? > 2 {
+        if let Some((name, value)) = header.split_once(':')
+            && name.trim().eq_ignore_ascii_case("accept-encoding")
+        {
+            accepted = compress::accepted(value.trim());
+        }
+        header.clear();
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+    let (status, body, kind, encoding) = answer(root, method, path, &accepted)?;
+    let encoding = encoding.map_or(String::new(), |e| {
+        format!("Content-Encoding: {}\r\n", e.token())
+    });
     write!(
         stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n{encoding}\
+         Vary: Accept-Encoding\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     if method != "HEAD" {
@@ -332,5 +377,26 @@ mod tests {
         assert_eq!(resolve(root, "/../secret"), None);
         assert_eq!(resolve(root, "/a/../../secret"), None);
         assert_eq!(content_type(Path::new("x.wasm")), "application/wasm");
+    }
+
+    #[test]
+    fn compressed_copies_are_served_only_to_browsers_that_accept_them() {
+        let root = std::env::temp_dir().join(format!("xtask-serve-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("demo.js"), "plain").unwrap();
+        std::fs::write(root.join("demo.js.gz"), "gzipped").unwrap();
+        std::fs::write(root.join("demo.js.br"), "brotli").unwrap();
+        let body = |accepted: &[Encoding]| {
+            let (_, body, kind, encoding) = answer(&root, "GET", "/demo.js", accepted).unwrap();
+            assert_eq!(kind, content_type(Path::new("a.js")));
+            (String::from_utf8(body).unwrap(), encoding)
+        };
+        use Encoding::*;
+        assert_eq!(body(&[Brotli, Gzip]), ("brotli".into(), Some(Brotli)));
+        assert_eq!(body(&[Gzip]), ("gzipped".into(), Some(Gzip)));
+        assert_eq!(body(&[]), ("plain".into(), None));
+        std::fs::remove_file(root.join("demo.js.br")).unwrap();
+        assert_eq!(body(&[Brotli, Gzip]), ("gzipped".into(), Some(Gzip)));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
