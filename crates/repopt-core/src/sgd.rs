@@ -337,10 +337,17 @@ fn velocity_data<const D: usize>(state: MomentumState<D>) -> TensorData {
 }
 
 /// Whether `device`'s tensors live in host memory, so that reading their data costs no
-/// transfer: Burn's `flex` and `ndarray` CPU backends.
+/// transfer: Burn's `flex` and `ndarray` CPU backends (with this crate's features of the same
+/// names), told by the device's type.
 pub fn is_host_memory(device: &Device) -> bool {
-    let name = format!("{:?}", device.clone().without_autodiff());
-    name.starts_with("Device<Flex") || name.starts_with("Device<NdArray")
+    use burn_dispatch::DispatchDevice;
+    match device.clone().without_autodiff().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "ndarray")]
+        DispatchDevice::NdArray(_) => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
