@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleDisplay};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::train::{ClassificationOutput, InferenceStep, Interrupter, TrainOutput, TrainStep};
 use repopt_models::RepOptVgg;
+use repopt_models::ghostnet::RepOptGhostNet;
 
 use crate::data::ImageBatch;
 
@@ -34,13 +36,37 @@ impl NonFiniteGuard {
     }
 }
 
-/// A RepOpt-VGG with its classification loss (cross entropy with optional label smoothing).
+/// A network the trainer can train: images `[N, C, H, W]` to logits `[N, classes]`.
+pub trait Network: Module + ModuleDisplay + 'static {
+    /// Logits of a batch of images.
+    fn logits(&self, images: Tensor<4>) -> Tensor<2>;
+}
+
+impl Network for RepOptVgg {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward(images)
+    }
+}
+
+impl Network for RepOptGhostNet {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward(images)
+    }
+}
+
+/// The module path of [`Classifier::model`] inside the classifier: the prefix that turns a
+/// model's parameter paths (and so its Grad Mults) into the classifier's.
+pub const MODEL_PATH: &str = "model";
+
+/// A network (RepOpt-VGG unless said otherwise) with its classification loss (cross entropy
+/// with optional label smoothing).
 ///
-/// Parameter paths are those of the model prefixed by `model.`.
+/// Parameter paths are those of the model prefixed by `model.` (for RepOpt-VGG
+/// `model.stage1.0.conv.weight`, as before the classifier became generic).
 #[derive(Module, Debug)]
-pub struct Classifier {
+pub struct Classifier<M: Network = RepOptVgg> {
     /// The network.
-    pub model: RepOptVgg,
+    pub model: M,
     /// Label smoothing of the training loss (0 = none).
     #[module(skip)]
     pub label_smoothing: f32,
@@ -52,13 +78,13 @@ pub struct Classifier {
     pub clip_global_norm: Option<f32>,
 }
 
-impl Classifier {
+impl<M: Network> Classifier<M> {
     /// The module path of [`model`](Self::model) inside the classifier: the prefix that turns a
     /// model's parameter paths (and so its Grad Mults) into the classifier's.
-    pub const MODEL_PATH: &'static str = "model";
+    pub const MODEL_PATH: &'static str = MODEL_PATH;
 
     /// Wraps `model`.
-    pub fn new(model: RepOptVgg, label_smoothing: f32) -> Self {
+    pub fn new(model: M, label_smoothing: f32) -> Self {
         Self {
             model,
             label_smoothing,
@@ -82,7 +108,7 @@ impl Classifier {
 
     fn classify(&self, batch: ImageBatch, smoothing: f32) -> ClassificationOutput {
         let device = batch.images.device();
-        let output = self.model.forward(batch.images);
+        let output = self.model.logits(batch.images);
         let mut loss = CrossEntropyLossConfig::new();
         if smoothing > 0.0 {
             loss = loss.with_smoothing(Some(smoothing));
@@ -98,7 +124,7 @@ impl Classifier {
     }
 }
 
-impl TrainStep for Classifier {
+impl<M: Network> TrainStep for Classifier<M> {
     type Input = ImageBatch;
     type Output = ClassificationOutput;
 
@@ -128,7 +154,7 @@ impl TrainStep for Classifier {
     }
 }
 
-impl InferenceStep for Classifier {
+impl<M: Network> InferenceStep for Classifier<M> {
     type Input = ImageBatch;
     type Output = ClassificationOutput;
 
@@ -156,10 +182,27 @@ mod tests {
             .into_iter()
             .map(|p| p.path)
             .collect();
-        let prefixed: Vec<String> = inner
-            .iter()
-            .map(|p| format!("{}.{p}", Classifier::MODEL_PATH))
-            .collect();
+        let prefixed: Vec<String> = inner.iter().map(|p| format!("{MODEL_PATH}.{p}")).collect();
         assert_eq!(outer, prefixed);
+        // The paths of checkpoints made before the classifier became generic.
+        for path in ["model.stage0.conv.weight", "model.stage1.0.conv.weight"] {
+            assert!(outer.iter().any(|p| p == path), "{path} not in {outer:?}");
+        }
+    }
+
+    /// A RepOpt-GhostNet sits under the same prefix, with its official names.
+    #[test]
+    fn ghostnet_parameters_sit_under_the_model_path() {
+        let device = burn::tensor::Device::flex();
+        let model = repopt_models::ghostnet::RepOptGhostNetConfig::small()
+            .init(&device)
+            .unwrap();
+        let outer: Vec<String> = repopt_core::param_infos(&Classifier::new(model, 0.0))
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        assert!(outer.iter().all(|p| p.starts_with("model.")), "{outer:?}");
+        let cheap = "model.blocks.0.0.ghost1.cheap_operation.0.weight";
+        assert!(outer.iter().any(|p| p == cheap), "{outer:?}");
     }
 }

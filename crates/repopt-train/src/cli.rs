@@ -33,6 +33,8 @@ The paper's workflow, end to end:
      ordinary initialisation) take --scales too.
   4. Evaluate:
        repopt eval --run runs/repopt
+     RepOpt-GhostNet: --model ghostnet --preset 0_5x --scales RepOptGhostNet_0_5x_scales.pth
+     (repvgg is then the RepGhost baseline; eval works on its runs, export/quantize do not).
   5. Check the equivalence the method rests on (CSLA + SGD == target + RepOptimizer):
        repopt verify --preset tiny --scales runs/hs/scales.safetensors
 
@@ -211,7 +213,14 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize: Option<crate::config::Normalization>,
-    /// Architecture preset: tiny, a0, a1, b0, b1, b2, l1, l2 [default: a0].
+    /// Network: vgg (RepOpt-VGG) or ghostnet (RepOpt-GhostNet; gray images are replicated to
+    /// RGB; width by --preset) [default: vgg].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::config::ModelKind>,
+    /// Architecture preset: tiny, a0, a1, b0, b1, b2, l1, l2 [default: a0]; with --model
+    /// ghostnet the official widths 0_5x, 0_58x, 0_8x, 1_0x, 1_11x, 1_3x, 1_5x, 2_0x
+    /// [default: 0_5x].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
@@ -354,7 +363,7 @@ impl TrainArgs {
                     "--resume DIR takes the settings of DIR/run.json; drop --config".into(),
                 ));
             }
-            (Some(dir), None) => RunRecord::load(dir)?.config,
+            (Some(dir), None) => run_folder::load_run_config(dir)?,
             (None, Some(path)) => RunConfig::load(path)?,
             (None, None) => RunConfig::default(),
         };
@@ -378,6 +387,13 @@ impl TrainArgs {
         }
         let mut config: RunConfig =
             serde_json::from_value(merged).map_err(|e| TrainError::Config(e.to_string()))?;
+        // RepOpt-GhostNet's own default preset, where none was chosen.
+        if config.model == crate::config::ModelKind::Ghostnet
+            && self.preset.is_none()
+            && base.preset == RunConfig::default().preset
+        {
+            config.preset = crate::config::GHOSTNET_DEFAULT_PRESET.into();
+        }
         match (&folder, self.resume.as_deref()) {
             (Some(dir), _) => {
                 config.out = dir.clone();
@@ -507,26 +523,25 @@ fn eval(
     device: &str,
     best: bool,
 ) -> Result<()> {
-    let record = RunRecord::load(run)?;
-    let mut config = record.config.clone();
+    let ghostnet = run_folder::run_model_kind(run)? == crate::config::ModelKind::Ghostnet;
+    let mut config = run_folder::load_run_config(run)?;
     if let Some(data) = data {
         config.data = data;
     }
     config.test_limit = test_limit.or(config.test_limit);
     let conv = crate::config::default_conv(device);
     let device = parse_device(device)?;
-    let model = match best {
-        false => record.load_model(run, &device)?,
-        true => {
-            let epoch = run_folder::best_epoch(run)?;
-            println!("best epoch: {epoch}");
-            let path = run
-                .join(files::CHECKPOINTS)
-                .join(format!("model-{epoch}.bpk"));
-            run_folder::load_checkpoint_model(&path, &record.architecture, &device)?
+    let checkpoint = || -> Result<Option<PathBuf>> {
+        if !best {
+            return Ok(None);
         }
-    }
-    .with_conv_impl(conv);
+        let epoch = run_folder::best_epoch(run)?;
+        println!("best epoch: {epoch}");
+        Ok(Some(
+            run.join(files::CHECKPOINTS)
+                .join(format!("model-{epoch}.bpk")),
+        ))
+    };
     let data = crate::run_data::open_data(&config)?;
     let options = LoaderOptions {
         batch_size: config.batch_size,
@@ -540,7 +555,24 @@ fn eval(
         &options,
         &device,
     );
-    let report = crate::eval::evaluate(&model, loader)?;
+    let report = if ghostnet {
+        let record = run_folder::GhostRunRecord::load(run)?;
+        let model = match checkpoint()? {
+            None => record.load_model(run, &device)?,
+            Some(path) => {
+                run_folder::load_ghostnet_checkpoint(&path, &record.architecture, &device)?
+            }
+        };
+        crate::eval::evaluate_ghostnet(&model, loader)?
+    } else {
+        let record = RunRecord::load(run)?;
+        let model = match checkpoint()? {
+            None => record.load_model(run, &device)?,
+            Some(path) => run_folder::load_checkpoint_model(&path, &record.architecture, &device)?,
+        }
+        .with_conv_impl(conv);
+        crate::eval::evaluate(&model, loader)?
+    };
     println!("{}: {report}", run.display());
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use repopt_models::ghostnet::{GHOSTNET_PRESETS, GhostMode, RepOptGhostNetConfig};
 use repopt_models::{BlockMode, ConvImpl, RepOptVggConfig};
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,21 @@ pub enum OptimizerKind {
     /// Mults of power 1, applied to the gradient and to the first moment.
     Adamw,
 }
+
+/// The network family a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// RepOpt-VGG (`--preset tiny`, `a0`, …, `l2`).
+    #[default]
+    Vgg,
+    /// RepOpt-GhostNet (`--preset 0_5x`, …, `2_0x`, the official widths).
+    Ghostnet,
+}
+
+/// The RepOpt-GhostNet preset `repopt train --model ghostnet` uses unless `--preset` says
+/// otherwise.
+pub const GHOSTNET_DEFAULT_PRESET: &str = "0_5x";
 
 /// What is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -56,6 +72,21 @@ impl Method {
             | Method::MultsOnly => BlockMode::Target,
             Method::Repvgg => BlockMode::RepVgg,
             Method::Csla => BlockMode::Csla,
+        }
+    }
+
+    /// The ghost-module mode the method trains (RepOpt-GhostNet; `repvgg` is the RepGhost
+    /// baseline).
+    pub fn ghost_mode(self) -> GhostMode {
+        match self {
+            Method::Hs => GhostMode::HyperSearch,
+            Method::Repopt
+            | Method::RepoptOnes
+            | Method::Plain
+            | Method::ReinitOnly
+            | Method::MultsOnly => GhostMode::Target,
+            Method::Repvgg => GhostMode::Rep,
+            Method::Csla => GhostMode::Csla,
         }
     }
 
@@ -149,7 +180,10 @@ pub struct RunConfig {
     pub randaugment: Option<u32>,
     /// Input normalisation.
     pub normalize: Normalization,
-    /// Architecture preset (`tiny`, `a0`, `a1`, `b0`, `b1`, `b2`, `l1`, `l2`).
+    /// The network family (absent from run records made before RepOpt-GhostNet: VGG).
+    pub model: ModelKind,
+    /// Architecture preset (`tiny`, `a0`, `a1`, `b0`, `b1`, `b2`, `l1`, `l2`; for RepOpt-GhostNet
+    /// the official widths `0_5x` … `2_0x`).
     pub preset: String,
     /// Override of the blocks per stage.
     pub num_blocks: Option<[usize; 4]>,
@@ -219,6 +253,7 @@ impl Default for RunConfig {
             image_size: 32,
             randaugment: None,
             normalize: Normalization::Auto,
+            model: ModelKind::Vgg,
             preset: "a0".into(),
             num_blocks: None,
             width: None,
@@ -286,9 +321,52 @@ impl RunConfig {
             .with_mode(self.method.mode()))
     }
 
+    /// The RepOpt-GhostNet architecture for `num_classes` classes (3-channel inputs: gray images
+    /// are replicated to RGB by the data pipeline).
+    pub fn ghostnet_architecture(&self, num_classes: usize) -> Result<RepOptGhostNetConfig> {
+        let config = RepOptGhostNetConfig::preset(&self.preset).ok_or_else(|| {
+            TrainError::Config(format!(
+                "unknown RepOpt-GhostNet preset `{}` (known: {})",
+                self.preset,
+                GHOSTNET_PRESETS
+                    .iter()
+                    .map(|(name, _)| name.trim_start_matches("repoptghostnet_"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        Ok(config
+            .with_num_classes(num_classes)
+            .with_mode(self.method.ghost_mode()))
+    }
+
+    /// Settings RepOpt-GhostNet runs do not take.
+    fn validate_ghostnet(&self) -> Result<()> {
+        let unsupported = [
+            ("--num-blocks", self.num_blocks.is_some()),
+            ("--width", self.width.is_some()),
+        ];
+        if let Some((flag, _)) = unsupported.iter().find(|(_, set)| *set) {
+            return Err(TrainError::Config(format!(
+                "{flag} is for RepOpt-VGG only; with --model ghostnet choose the width with \
+                 --preset (0_5x, 0_58x, 0_8x, 1_0x, 1_11x, 1_3x, 1_5x, 2_0x)"
+            )));
+        }
+        if let Some(conv) = self.conv {
+            return Err(TrainError::Config(format!(
+                "--conv {conv:?} is for RepOpt-VGG only; RepOpt-GhostNet uses the backend's own \
+                 convolutions"
+            )));
+        }
+        self.ghostnet_architecture(1).map(|_| ())
+    }
+
     /// Checks settings that contradict each other, with messages that say what to change.
     pub fn validate(&self) -> Result<()> {
         let fail = |m: String| Err(TrainError::Config(m));
+        if self.model == ModelKind::Ghostnet {
+            self.validate_ghostnet()?;
+        }
         if self.data.as_os_str().is_empty() {
             return fail("no data folder given (--data)".into());
         }

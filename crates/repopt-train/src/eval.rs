@@ -6,6 +6,7 @@ use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Tensor;
+use repopt_models::ghostnet::{GhostMode, RepOptGhostNet};
 use repopt_models::{BlockMode, RepOptVgg};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,19 @@ pub fn evaluate(model: &RepOptVgg, loader: Arc<dyn DataLoader<ImageBatch>>) -> R
     let mut model = model.valid();
     if model.mode() == BlockMode::RepVgg {
         model = model.fuse_repvgg()?;
+    }
+    evaluate_with(loader, |images| model.forward(images))
+}
+
+/// Evaluates a RepOpt-GhostNet in eval mode (running BN statistics, no dropout; a RepGhost
+/// model is fused into its deploy form first) on every batch of `loader`.
+pub fn evaluate_ghostnet(
+    model: &RepOptGhostNet,
+    loader: Arc<dyn DataLoader<ImageBatch>>,
+) -> Result<EvalReport> {
+    let mut model = model.valid();
+    if model.mode() == GhostMode::Rep {
+        model = model.fuse_rep()?;
     }
     evaluate_with(loader, |images| model.forward(images))
 }

@@ -123,7 +123,16 @@ pub fn open_data(config: &RunConfig) -> Result<RunData> {
         true => class_names,
         false => (0..num_classes).map(|c| c.to_string()).collect(),
     };
-    let (mut train_transform, eval_transform) = recipe(config.image_size, channels);
+    let (mut train_transform, mut eval_transform) = recipe(config.image_size, channels);
+    let mut channels = channels;
+    if config.model == crate::config::ModelKind::Ghostnet && channels == 1 {
+        // RepOpt-GhostNet's stem takes 3 channels: gray images are replicated to RGB first (the
+        // one-channel normalisation applies to each copy).
+        let rgb = || transform::gray_adapter(true, None);
+        train_transform = rgb().extend(train_transform);
+        eval_transform = rgb().extend(eval_transform);
+        channels = 3;
+    }
     if let Some(magnitude) = config.randaugment {
         train_transform = train_transform.then(RandAugment::new(magnitude));
     }

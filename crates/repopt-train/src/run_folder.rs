@@ -7,12 +7,13 @@ use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use repopt_core::tensor_io::write_atomic;
+use repopt_models::ghostnet::{RepOptGhostNet, RepOptGhostNetConfig};
 use repopt_models::{RepOptVgg, RepOptVggConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::classifier::Classifier;
-use crate::config::RunConfig;
-use crate::error::{Result, file_error};
+use crate::config::{ModelKind, RunConfig};
+use crate::error::{Result, TrainError, file_error};
 use crate::eval::EvalReport;
 
 /// What a run produced.
@@ -69,16 +70,48 @@ pub struct RunRecord {
     pub architecture: RepOptVggConfig,
 }
 
+/// The text of `<dir>/run.json`, its path, and the network family it records (VGG when the
+/// record predates the setting or cannot be read as JSON).
+fn read_run_json(dir: &Path) -> Result<(PathBuf, String, ModelKind)> {
+    let path = dir.join(files::RUN);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        file_error(
+            &path,
+            format!("{e} (is this a run folder made by `repopt`?)"),
+        )
+    })?;
+    let model = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("config")?.get("model").cloned())
+        .and_then(|m| serde_json::from_value(m).ok())
+        .unwrap_or_default();
+    Ok((path, text, model))
+}
+
+/// The settings of the run folder `dir`, whatever its network.
+pub fn load_run_config(dir: &Path) -> Result<RunConfig> {
+    match read_run_json(dir)?.2 {
+        ModelKind::Vgg => Ok(RunRecord::load(dir)?.config),
+        ModelKind::Ghostnet => Ok(GhostRunRecord::load(dir)?.config),
+    }
+}
+
+/// The network family of the run folder `dir`.
+pub fn run_model_kind(dir: &Path) -> Result<ModelKind> {
+    Ok(read_run_json(dir)?.2)
+}
+
 impl RunRecord {
-    /// Reads `<dir>/run.json`.
+    /// Reads `<dir>/run.json` of a RepOpt-VGG run; a RepOpt-GhostNet run is refused (the
+    /// commands that read this record support RepOpt-VGG runs only).
     pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join(files::RUN);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            file_error(
-                &path,
-                format!("{e} (is this a run folder made by `repopt`?)"),
-            )
-        })?;
+        let (path, text, model) = read_run_json(dir)?;
+        if model == ModelKind::Ghostnet {
+            return Err(TrainError::Config(format!(
+                "{} is a RepOpt-GhostNet run; this command supports RepOpt-VGG runs only",
+                dir.display()
+            )));
+        }
         serde_json::from_str(&text).map_err(|e| file_error(&path, format!("bad run record: {e}")))
     }
 
@@ -86,6 +119,65 @@ impl RunRecord {
     pub fn load_model(&self, dir: &Path, device: &Device) -> Result<RepOptVgg> {
         load_model_file(&dir.join(files::MODEL), &self.architecture, device)
     }
+}
+
+/// The settings and architecture of a RepOpt-GhostNet run (`run.json`, the same layout as
+/// [`RunRecord`], `config.model` = `ghostnet`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GhostRunRecord {
+    /// The run's settings.
+    pub config: RunConfig,
+    /// The architecture (mode included).
+    pub architecture: RepOptGhostNetConfig,
+}
+
+impl GhostRunRecord {
+    /// Reads `<dir>/run.json` of a RepOpt-GhostNet run.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let (path, text, model) = read_run_json(dir)?;
+        if model != ModelKind::Ghostnet {
+            return Err(file_error(&path, "not a RepOpt-GhostNet run"));
+        }
+        serde_json::from_str(&text).map_err(|e| file_error(&path, format!("bad run record: {e}")))
+    }
+
+    /// The trained model of run folder `dir` on `device`.
+    pub fn load_model(&self, dir: &Path, device: &Device) -> Result<RepOptGhostNet> {
+        load_ghostnet_file(&dir.join(files::MODEL), &self.architecture, device)
+    }
+}
+
+/// Loads a RepOpt-GhostNet saved by a run.
+pub fn load_ghostnet_file(
+    path: &Path,
+    architecture: &RepOptGhostNetConfig,
+    device: &Device,
+) -> Result<RepOptGhostNet> {
+    if !path.is_file() {
+        return Err(file_error(path, "no such model file"));
+    }
+    let record = ModuleRecord::load(path)
+        .map_err(|e| file_error(path, format!("not a readable model file: {e}")))?
+        .cast_to_module_dtype();
+    architecture
+        .init(device)?
+        .try_load_record(record)
+        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+}
+
+/// Loads the RepOpt-GhostNet of a training checkpoint (the Learner saves the [`Classifier`]).
+pub fn load_ghostnet_checkpoint(
+    path: &Path,
+    architecture: &RepOptGhostNetConfig,
+    device: &Device,
+) -> Result<RepOptGhostNet> {
+    let record = ModuleRecord::load(path)
+        .map_err(|e| file_error(path, format!("not a readable checkpoint: {e}")))?
+        .cast_to_module_dtype();
+    Classifier::new(architecture.init(device)?, 0.0)
+        .try_load_record(record)
+        .map(|classifier| classifier.model)
+        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
 }
 
 /// The epoch with the highest test top-1 in the run folder's `metrics.csv` (the first of equals).

@@ -18,21 +18,25 @@ use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining};
 use repopt_core::tensor_io::write_atomic;
-use repopt_core::{GradMults, RepAdamWConfig, RepOptimizerConfig, RepSgdConfig};
-use repopt_models::{RepOptVgg, RepOptVggConfig, VggScales, decays_weight};
+use repopt_core::{GradMults, ParamInfo, RepAdamWConfig, RepOptimizerConfig, RepSgdConfig};
+use repopt_models::ghostnet::GhostNetScales;
+use repopt_models::{VggScales, decays_weight};
 
 use crate::checkpoint::{AtomicFileCheckpointer, last_complete_epoch, last_readable_epoch};
-use crate::classifier::Classifier;
-use crate::config::{Method, OptimizerKind, RunConfig};
+use crate::classifier::{Classifier, MODEL_PATH, Network};
+use crate::config::{Method, ModelKind, OptimizerKind, RunConfig};
 use crate::data::eval_loader;
 use crate::data::{AugmentedDataset, EpochShuffled, ImageBatch, ImageBatcher, LoaderOptions};
 use crate::device::parse_device;
 use crate::error::{Result, TrainError, file_error};
-use crate::eval::evaluate;
-use crate::methods::build_model;
+use crate::eval::{evaluate, evaluate_ghostnet};
+use crate::methods::{build_ghostnet, build_model, ghostnet_decay};
 use crate::metrics_csv::write_metrics_csv;
 use crate::run_data::{RunData, open_data};
-use crate::run_folder::{RunOutcome, RunRecord, files, load_checkpoint_model, write_json};
+use crate::run_folder::{
+    GhostRunRecord, RunOutcome, RunRecord, files, load_checkpoint_model, load_ghostnet_checkpoint,
+    write_json,
+};
 use crate::schedule::{iterations_per_epoch, lr_schedule};
 
 /// The `k` of the top-k accuracy reported beside top-1 (when there are more classes).
@@ -51,9 +55,31 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
     config.validate()?;
     let device = parse_device(&config.device)?;
     let data = open_data(config)?;
+    match config.model {
+        ModelKind::Vgg => run_vgg(config, &data, &device),
+        ModelKind::Ghostnet => run_ghostnet(config, &data, &device),
+    }
+}
+
+/// A RepOpt-VGG run.
+fn run_vgg(config: &RunConfig, data: &RunData, device: &Device) -> Result<RunOutcome> {
     let architecture = config.architecture(data.num_classes, data.channels)?;
     let out = config.out.clone();
-    let start_epoch = start_epoch(config, &architecture, &device)?;
+    let start_epoch = start_epoch(config, |checkpoint| {
+        let record = RunRecord::load(&out)?;
+        if record.architecture != architecture {
+            return Err(TrainError::Config(format!(
+                "{} was trained with another architecture ({:?} × {:?}, {} mode); resume with \
+                 the same settings",
+                out.display(),
+                record.architecture.num_blocks,
+                record.architecture.width_multiplier,
+                record.architecture.mode
+            )));
+        }
+        // A checkpoint of another architecture is an error here, not a panic inside the Learner.
+        load_checkpoint_model(checkpoint, &architecture, device).map(|_| ())
+    })?;
     std::fs::create_dir_all(&out).map_err(|e| file_error(&out, e))?;
     let record = RunRecord {
         config: config.clone(),
@@ -66,11 +92,96 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
         // The scales the search starts from, to compare the searched ones with.
         VggScales::extract(&model)?.save(&out.join(files::INITIAL_SCALES))?;
     }
+    let trained = fit(
+        config,
+        data,
+        device,
+        start_epoch,
+        model,
+        mults,
+        decays_weight,
+    )?;
+    let model = &trained.model;
+    let scales = match config.method {
+        Method::Hs => {
+            let path = out.join(files::SCALES);
+            VggScales::extract(model)?.save(&path)?;
+            Some(path)
+        }
+        _ => None,
+    };
+    let test = evaluate(model, trained.valid_loader.clone())?;
+    finish(config, data, &trained, scales, test)
+}
+
+/// A RepOpt-GhostNet run.
+fn run_ghostnet(config: &RunConfig, data: &RunData, device: &Device) -> Result<RunOutcome> {
+    let architecture = config.ghostnet_architecture(data.num_classes)?;
+    let out = config.out.clone();
+    let start_epoch = start_epoch(config, |checkpoint| {
+        let record = GhostRunRecord::load(&out)?;
+        if record.architecture != architecture {
+            return Err(TrainError::Config(format!(
+                "{} was trained with another architecture (width {}, {} mode); resume with the \
+                 same settings",
+                out.display(),
+                record.architecture.width,
+                record.architecture.mode
+            )));
+        }
+        load_ghostnet_checkpoint(checkpoint, &architecture, device).map(|_| ())
+    })?;
+    std::fs::create_dir_all(&out).map_err(|e| file_error(&out, e))?;
+    let record = GhostRunRecord {
+        config: config.clone(),
+        architecture: architecture.clone(),
+    };
+    write_json(&out.join(files::RUN), &record)?;
+
+    let (model, mults) = build_ghostnet(config, &architecture, &device.clone().autodiff())?;
+    if config.method == Method::Hs && start_epoch == 0 {
+        GhostNetScales::from_model(&model)?.save(&out.join(files::INITIAL_SCALES))?;
+    }
+    let decay = ghostnet_decay(config);
+    let trained = fit(config, data, device, start_epoch, model, mults, decay)?;
+    let model = &trained.model;
+    let scales = match config.method {
+        Method::Hs => {
+            let path = out.join(files::SCALES);
+            GhostNetScales::from_model(model)?.save(&path)?;
+            Some(path)
+        }
+        _ => None,
+    };
+    let test = evaluate_ghostnet(model, trained.valid_loader.clone())?;
+    finish(config, data, &trained, scales, test)
+}
+
+/// A trained model, with what the outcome reports about its training.
+struct Trained<M> {
+    model: M,
+    valid_loader: Arc<dyn DataLoader<ImageBatch>>,
+    seconds: f64,
+    epochs_run: usize,
+}
+
+/// Trains `model` with the method's Grad Mults from `start_epoch` to the end, with Burn's
+/// Learner (metrics, checkpoints, the non-finite guard), and writes `metrics.csv`.
+fn fit<M: Network>(
+    config: &RunConfig,
+    data: &RunData,
+    device: &Device,
+    start_epoch: usize,
+    model: M,
+    mults: GradMults,
+    decay: fn(&ParamInfo) -> bool,
+) -> Result<Trained<M>> {
+    let out = &config.out;
     let interrupter = Interrupter::new();
-    let (classifier, optim) = classifier_and_optimizer(config, model, mults, &interrupter)?;
+    let (classifier, optim) = classifier_and_optimizer(config, model, mults, decay, &interrupter)?;
     let iters = iterations_per_epoch(data.train.len(), config.batch_size, config.drop_last);
     let schedule = lr_schedule(config, iters)?;
-    let train_loader = train_loader(config, &data, iters, start_epoch, &device);
+    let train_loader = train_loader(config, data, iters, start_epoch, device);
     let options = LoaderOptions {
         batch_size: config.batch_size,
         num_workers: config.workers,
@@ -81,11 +192,11 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
         data.eval_transform.clone(),
         data.normalize.clone(),
         &options,
-        &device,
+        device,
     );
     let training = supervised(
         config,
-        &data,
+        data,
         train_loader,
         valid_loader.clone(),
         &interrupter,
@@ -95,25 +206,40 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
     let started = Instant::now();
     let result = training.launch(Learner::new(classifier, optim, schedule));
     let seconds = started.elapsed().as_secs_f64();
-    write_metrics_csv(&out, &out.join(files::METRICS))?;
+    write_metrics_csv(out, &out.join(files::METRICS))?;
     if let Some(error) = &result.error {
         return Err(TrainError::Stopped(format!(
             "training failed: {error}; checkpoints in {}",
             out.join(files::CHECKPOINTS).display()
         )));
     }
-    stopped_early(&interrupter, &out)?;
-    let epochs_run = config.epochs.saturating_sub(start_epoch);
-    let model = result.model.model;
+    stopped_early(&interrupter, out)?;
+    Ok(Trained {
+        model: result.model.model,
+        valid_loader,
+        seconds,
+        epochs_run: config.epochs.saturating_sub(start_epoch),
+    })
+}
+
+/// Saves the trained model and writes `outcome.json`.
+fn finish<M: Network>(
+    config: &RunConfig,
+    data: &RunData,
+    trained: &Trained<M>,
+    scales: Option<std::path::PathBuf>,
+    test: crate::eval::EvalReport,
+) -> Result<RunOutcome> {
+    let out = &config.out;
     let outcome = RunOutcome {
         dir: out.clone(),
-        model: save_model(&model, &out)?,
-        scales: save_scales(config, &model, &out)?,
+        model: save_model(&trained.model, out)?,
+        scales,
         metrics_csv: out.join(files::METRICS),
         log: out.join(files::LOG),
-        epochs_run,
-        seconds_per_epoch: seconds / epochs_run.max(1) as f64,
-        test: evaluate(&model, valid_loader)?,
+        epochs_run: trained.epochs_run,
+        seconds_per_epoch: trained.seconds / trained.epochs_run.max(1) as f64,
+        test,
         skipped_images: data.skipped,
         peak_memory_bytes: peak_memory_bytes(),
     };
@@ -122,12 +248,9 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome> {
 }
 
 /// The epoch training continues after: 0 for a new run (refusing a folder that holds an earlier
-/// run's checkpoints), the newest readable checkpoint's epoch when resuming.
-fn start_epoch(
-    config: &RunConfig,
-    architecture: &RepOptVggConfig,
-    device: &Device,
-) -> Result<usize> {
+/// run's checkpoints), the newest readable checkpoint's epoch when resuming, once `check` has
+/// accepted the run record and that checkpoint.
+fn start_epoch(config: &RunConfig, check: impl FnOnce(&Path) -> Result<()>) -> Result<usize> {
     let out = &config.out;
     let checkpoint_dir = out.join(files::CHECKPOINTS);
     if !config.resume {
@@ -150,50 +273,35 @@ fn start_epoch(
             "no complete, readable checkpoint to resume from",
         )
     })?;
-    let record = RunRecord::load(out)?;
-    if record.architecture != *architecture {
-        return Err(TrainError::Config(format!(
-            "{} was trained with another architecture ({:?} × {:?}, {} mode); resume with the \
-             same settings",
-            out.display(),
-            record.architecture.num_blocks,
-            record.architecture.width_multiplier,
-            record.architecture.mode
-        )));
-    }
-    // A checkpoint of another architecture is an error here, not a panic inside the Learner.
-    load_checkpoint_model(
-        &checkpoint_dir.join(format!("model-{epoch}.bpk")),
-        architecture,
-        device,
-    )?;
+    check(&checkpoint_dir.join(format!("model-{epoch}.bpk")))?;
     Ok(epoch)
 }
 
 /// The model with its loss, non-finite guard and clipping, and the RepOptimizer with the
-/// method's Grad Mults (weight decay by the official grouping).
-fn classifier_and_optimizer(
+/// method's Grad Mults (weight decay by `decay`, the official grouping).
+fn classifier_and_optimizer<M: Network>(
     config: &RunConfig,
-    model: RepOptVgg,
+    model: M,
     mults: GradMults,
+    decay: fn(&ParamInfo) -> bool,
     interrupter: &Interrupter,
-) -> Result<(Classifier, ModuleOptimizer)> {
+) -> Result<(Classifier<M>, ModuleOptimizer)> {
     if config.clip_grad_norm.is_some() && !mults.is_empty() {
         return Err(repopt_core::RepOptError::ClippingWithMults.into());
     }
     let classifier = Classifier::new(model, config.label_smoothing)
         .with_guard(interrupter.clone())
         .with_clip_global_norm(config.clip_grad_norm);
-    let mults = mults.with_prefix(Classifier::MODEL_PATH);
+    let mults = mults.with_prefix(MODEL_PATH);
     let optim = match config.optimizer {
         OptimizerKind::Sgd => RepSgdConfig::new()
             .with_momentum(config.momentum)
             .with_nesterov(config.nesterov)
             .with_weight_decay(config.weight_decay)
-            .init_with_decay(&classifier, &mults, decays_weight)?,
+            .init_with_decay(&classifier, &mults, decay)?,
         OptimizerKind::Adamw => RepAdamWConfig::new()
             .with_weight_decay(config.weight_decay)
-            .init_with_decay(&classifier, &mults, decays_weight)?,
+            .init_with_decay(&classifier, &mults, decay)?,
     };
     Ok((classifier, optim))
 }
@@ -233,14 +341,14 @@ fn train_loader(
 
 /// Burn's supervised training: metrics, atomic checkpoints (the last two epochs and the best
 /// by test top-1), the interrupter, the renderer, the epoch to resume from.
-fn supervised(
+fn supervised<M: Network>(
     config: &RunConfig,
     data: &RunData,
     train: Arc<dyn DataLoader<ImageBatch>>,
     valid: Arc<dyn DataLoader<ImageBatch>>,
     interrupter: &Interrupter,
     start_epoch: usize,
-) -> SupervisedTraining<Classifier> {
+) -> SupervisedTraining<Classifier<M>> {
     let checkpoint_dir = config.out.join(files::CHECKPOINTS);
     let training = SupervisedTraining::new(&config.out, train, valid);
     // Top-5 only where it means something: with 5 classes or fewer it is always 100 %.
@@ -299,7 +407,7 @@ fn stopped_early(interrupter: &Interrupter, out: &Path) -> Result<()> {
 }
 
 /// Writes the trained model to `<out>/model.bpk`.
-fn save_model(model: &RepOptVgg, out: &Path) -> Result<std::path::PathBuf> {
+fn save_model<M: Module>(model: &M, out: &Path) -> Result<std::path::PathBuf> {
     let path = out.join(files::MODEL);
     let bytes = model
         .clone()
@@ -308,18 +416,4 @@ fn save_model(model: &RepOptVgg, out: &Path) -> Result<std::path::PathBuf> {
         .map_err(|e| file_error(&path, e))?;
     write_atomic(&path, &bytes).map_err(|e| file_error(&path, e))?;
     Ok(path)
-}
-
-/// A hyper-search's scales, extracted into `<out>/scales.safetensors`.
-fn save_scales(
-    config: &RunConfig,
-    model: &RepOptVgg,
-    out: &Path,
-) -> Result<Option<std::path::PathBuf>> {
-    if config.method != Method::Hs {
-        return Ok(None);
-    }
-    let path = out.join(files::SCALES);
-    VggScales::extract(model)?.save(&path)?;
-    Ok(Some(path))
 }

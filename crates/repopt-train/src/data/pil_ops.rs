@@ -86,11 +86,7 @@ pub fn equalize(item: &ImageItem) -> ImageItem {
             };
             let mut n = step / 2;
             for (i, out) in table.iter_mut().enumerate() {
-                *out = if step == 0 {
-                    i as u8
-                } else {
-                    (n / step).min(255) as u8
-                };
+                *out = n.checked_div(step).map_or(i as u8, |v| v.min(255) as u8);
                 n += h[i];
             }
             table

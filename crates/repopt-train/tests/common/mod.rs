@@ -164,3 +164,10 @@ pub fn fashion_mnist() -> Option<&'static str> {
     )
     .then_some(FASHION_MNIST_DIR)
 }
+
+/// The released RepOpt-GhostNet 0.5× scales (`official_scales/RepOptGhostNet_0_5x_scales.pth`
+/// in the shared folder), if there (a missing file fails loudly unless allowed).
+pub fn ghostnet_released_scales() -> Option<PathBuf> {
+    let path = shared_dir().join("official_scales/RepOptGhostNet_0_5x_scales.pth");
+    require_data(&path, "the released RepOpt-GhostNet 0.5x scales").then_some(path)
+}
