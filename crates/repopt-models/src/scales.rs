@@ -322,17 +322,16 @@ impl VggScales {
         Ok(scales)
     }
 
-    /// Imports an officially released scales file (`RepOpt-VGG-B1-scales.pth`, …) with the
+    /// Imports an officially released scales file (`RepOpt-VGG-B1-scales.pth`, …) or an official
+    /// hyper-search checkpoint (`{'model': state_dict, …}` as `main_repopt.py` saves it) with the
     /// architecture `config`: keys `<block>.scale_conv.weight`, `<block>.scale_1x1.weight` and
     /// `<block>.scale_identity.weight`. Validated strictly against `config`.
     #[cfg(feature = "pth")]
     pub fn from_official_pth(path: &Path, config: &RepOptVggConfig) -> Result<Self> {
-        use burn::store::pytorch_reader::PytorchReader;
         if !path.is_file() {
             return Err(file_error(path, "no such file"));
         }
-        let reader = PytorchReader::new(path)
-            .map_err(|e| file_error(path, format!("not a readable PyTorch file: {e}")))?;
+        let reader = open_scales_state_dict(path)?;
         let tensors = reader.tensors();
         // `expected` is the number of values the block needs. It is checked before any data is
         // read: a tensor's shape comes from the pickle, and a view with stride 0 makes a few
@@ -411,5 +410,36 @@ impl VggScales {
         };
         scales.validate_for(config)?;
         Ok(scales)
+    }
+}
+
+/// The tensors of `path`: its top level when it holds scales (`stage0.scale_conv.weight`, which
+/// every architecture has), else its `model` entry (an official training checkpoint; the reader
+/// also lists that entry's tensors at the top level, prefixed with `model.`).
+#[cfg(feature = "pth")]
+fn open_scales_state_dict(path: &Path) -> Result<burn::store::pytorch_reader::PytorchReader> {
+    use burn::store::pytorch_reader::PytorchReader;
+    let has_scales = |r: &PytorchReader| r.get("stage0.scale_conv.weight").is_some();
+    let top = PytorchReader::new(path);
+    if let Ok(reader) = top.as_ref()
+        && has_scales(reader)
+    {
+        return top.map_err(|e| file_error(path, e.to_string()));
+    }
+    let top_note = match &top {
+        Ok(_) => "its top level has no RepOpt-VGG scales (`stage0.scale_conv.weight`)".to_string(),
+        Err(e) => format!("not a readable PyTorch file ({e})"),
+    };
+    match PytorchReader::with_top_level_key(path, "model") {
+        Ok(reader) if has_scales(&reader) => Ok(reader),
+        Ok(_) => Err(file_error(
+            path,
+            format!("{top_note}, and neither has its `model` entry"),
+        )),
+        Err(_) if top.is_ok() => Err(file_error(path, top_note)),
+        Err(e) => Err(file_error(
+            path,
+            format!("{top_note}, and it has no readable `model` entry: {e}"),
+        )),
     }
 }

@@ -178,3 +178,30 @@ fn every_released_vgg_scales_file_imports_with_its_preset() {
         assert!(err.to_string().contains("stage"), "{file}: {err}");
     }
 }
+
+/// An official hyper-search checkpoint (`{'model': state_dict, …}` as `main_repopt.py` saves
+/// it; made from the released B1 file by `tests/fixtures/wrap_checkpoint.py`, without torch)
+/// imports the same scales as the released file.
+#[test]
+fn official_vgg_checkpoints_import_as_scales() {
+    let Some(pth) = shared_file("official_scales/RepOpt-VGG-B1-scales.pth") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("vgg-checkpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("latest.pth");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrap_checkpoint.py");
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&pth)
+        .arg(&checkpoint)
+        .status()
+        .expect("python3 (the standard library only) makes the checkpoint");
+    assert!(status.success(), "{}", script.display());
+    let config = RepOptVggConfig::preset("b1").unwrap();
+    let released = VggScales::load(&pth, Some(&config)).unwrap();
+    let imported = VggScales::load(&checkpoint, Some(&config)).unwrap();
+    assert_eq!(imported.blocks, released.blocks);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
