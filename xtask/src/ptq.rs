@@ -144,21 +144,50 @@ fn scheme_key(scheme: &serde_json::Value) -> String {
     )
 }
 
+/// The reports of `method`'s runs.
+fn of_method<'a>(
+    reports: &'a [(String, u64, serde_json::Value)],
+    method: &str,
+) -> Vec<&'a serde_json::Value> {
+    reports
+        .iter()
+        .filter(|(m, _, _)| m == method)
+        .map(|(_, _, r)| r)
+        .collect()
+}
+
+/// Per run of `mine`: scheme `key`'s `drop` or INT8 top-1 (`int8`).
+fn scheme_values(mine: &[&serde_json::Value], key: &str, field: &str) -> Vec<f64> {
+    mine.iter()
+        .filter_map(|r| {
+            let scheme = r["schemes"]
+                .as_array()?
+                .iter()
+                .find(|s| scheme_key(s) == key)?;
+            match field {
+                "drop" => scheme["drop"].as_f64(),
+                _ => scheme["int8"]["top1"].as_f64(),
+            }
+        })
+        .collect()
+}
+
+/// The scheme keys of the reports, in their order.
+fn scheme_keys(reports: &[(String, u64, serde_json::Value)]) -> Vec<String> {
+    reports
+        .first()
+        .and_then(|(_, _, r)| r["schemes"].as_array())
+        .map(|s| s.iter().map(scheme_key).collect())
+        .unwrap_or_default()
+}
+
 fn table(reports: &[(String, u64, serde_json::Value)]) -> String {
     let mut out = String::from(
         "| method | scheme | seeds | FP32 top-1 (%) | INT8 top-1 (%) | drop (points) |\n|---|---|---|---|---|---|\n",
     );
-    let keys: Vec<String> = reports
-        .first()
-        .and_then(|(_, _, r)| r["schemes"].as_array())
-        .map(|s| s.iter().map(scheme_key).collect())
-        .unwrap_or_default();
+    let keys = scheme_keys(reports);
     for (method, description) in METHODS {
-        let mine: Vec<&serde_json::Value> = reports
-            .iter()
-            .filter(|(m, _, _)| m == method)
-            .map(|(_, _, r)| r)
-            .collect();
+        let mine = of_method(reports, method);
         if mine.is_empty() {
             continue;
         }
@@ -167,24 +196,10 @@ fn table(reports: &[(String, u64, serde_json::Value)]) -> String {
             .filter_map(|r| r["fp32"]["top1"].as_f64())
             .collect();
         for key in &keys {
-            let pick = |field: &str| -> Vec<f64> {
-                mine.iter()
-                    .filter_map(|r| {
-                        r["schemes"]
-                            .as_array()?
-                            .iter()
-                            .find(|s| scheme_key(s) == *key)
-                            .and_then(|s| {
-                                if field == "drop" {
-                                    s["drop"].as_f64()
-                                } else {
-                                    s["int8"]["top1"].as_f64()
-                                }
-                            })
-                    })
-                    .collect()
-            };
-            let (int8, drop) = (pick("int8"), pick("drop"));
+            let (int8, drop) = (
+                scheme_values(&mine, key, "int8"),
+                scheme_values(&mine, key, "drop"),
+            );
             out.push_str(&format!(
                 "| {description} | {key} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:+.2} ± {:.2} |\n",
                 mine.len(),
@@ -198,6 +213,34 @@ fn table(reports: &[(String, u64, serde_json::Value)]) -> String {
         }
     }
     out.push_str("\nmean ± sample std over seeds; drop = FP32 − INT8 of the same run.\n");
+    out.push_str(&drop_differences(reports, &keys));
+    out
+}
+
+/// Welch's 95 % interval of the difference of drops per scheme: RepVGG − RepOpt-VGG, and
+/// RepOpt-VGG − plain.
+fn drop_differences(reports: &[(String, u64, serde_json::Value)], keys: &[String]) -> String {
+    let mut out = String::from(
+        "\n| scheme | RepVGG drop − RepOpt-VGG drop (95 % CI, Welch) | RepOpt-VGG drop − plain drop (95 % CI, Welch) |\n|---|---|---|\n",
+    );
+    let drops = |method: &str, key: &str| scheme_values(&of_method(reports, method), key, "drop");
+    let cell = |a: &[f64], b: &[f64]| {
+        stats::welch(a, b).map_or("–".to_string(), |d| {
+            format!("{:+.2} [{:+.2}, {:+.2}]", d.estimate, d.low, d.high)
+        })
+    };
+    for key in keys {
+        let (repopt, repvgg, plain) = (
+            drops("repopt", key),
+            drops("repvgg", key),
+            drops("plain", key),
+        );
+        out.push_str(&format!(
+            "| {key} | {} | {} |\n",
+            cell(&repvgg, &repopt),
+            cell(&repopt, &plain)
+        ));
+    }
     out
 }
 
