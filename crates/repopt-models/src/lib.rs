@@ -27,6 +27,14 @@ mod random_scales;
 mod scales;
 pub mod weights;
 
+/// Serialises the unit tests that seed Flex's random generator: it is one per process, so a
+/// test drawing between another's `seed` and its draws would change that test's numbers.
+#[cfg(test)]
+pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub use block::{RepOptVggBlock, ScaleLayer};
 pub use config::{BlockMode, BlockSpec, PRESETS, RepOptVggConfig};
 pub use conv::{ConvImpl, conv2d_im2col};

@@ -376,6 +376,7 @@ mod tests {
     fn quantized_model_stays_close_to_float() {
         use crate::config::RepOptVggConfig;
         use burn::tensor::Distribution;
+        let _rng = crate::rng_lock();
         let device = burn::tensor::Device::flex();
         device.seed(11);
         let mut config = RepOptVggConfig::preset("tiny")
