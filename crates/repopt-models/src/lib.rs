@@ -22,6 +22,8 @@ mod handler;
 pub mod implied;
 mod model;
 mod norm;
+#[cfg(feature = "pth")]
+mod pth;
 pub mod quant;
 mod random_scales;
 mod scales;

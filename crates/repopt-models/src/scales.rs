@@ -331,44 +331,12 @@ impl VggScales {
         if !path.is_file() {
             return Err(file_error(path, "no such file"));
         }
-        let reader = open_scales_state_dict(path)?;
+        let probe = ["stage0.scale_conv.weight"];
+        let what = "RepOpt-VGG scales (`stage0.scale_conv.weight`)";
+        let reader = crate::pth::open_state_dict(path, &probe, what)?;
         let tensors = reader.tensors();
-        // `expected` is the number of values the block needs. It is checked before any data is
-        // read: a tensor's shape comes from the pickle, and a view with stride 0 makes a few
-        // bytes of storage stand for gigabytes that `read` would allocate.
-        let read = |key: &str, expected: usize| -> Result<Option<Vec<f32>>> {
-            let Some(tensor) = tensors.get(key) else {
-                return Ok(None);
-            };
-            if tensor.num_elements() != expected {
-                return Err(file_error(
-                    path,
-                    format!(
-                        "tensor `{key}` has shape {:?}, the architecture expects [{expected}] \
-                         (one scale per output channel)",
-                        tensor.shape()
-                    ),
-                ));
-            }
-            let bytes = tensor
-                .read()
-                .map_err(|e| file_error(path, format!("tensor `{key}` is unreadable: {e}")))?;
-            use burn::store::pytorch_reader::DType as TorchDType;
-            let dtype = match tensor.dtype() {
-                TorchDType::F32 => burn::tensor::DType::F32,
-                TorchDType::F64 => burn::tensor::DType::F64,
-                other => {
-                    return Err(file_error(
-                        path,
-                        format!("tensor `{key}` has dtype {other:?}, expected a float type"),
-                    ));
-                }
-            };
-            if bytes.len() != tensor.num_elements() * tensor.dtype().size() {
-                return Err(file_error(path, format!("tensor `{key}` is truncated")));
-            }
-            let data = TensorData::from_bytes_vec(bytes, tensor.shape().to_vec(), dtype);
-            to_vec(data, key).map(Some)
+        let read = |key: &str, expected: usize| {
+            crate::pth::read_vector(path, tensors, key, expected, "one scale per output channel")
         };
         let mut blocks = Vec::new();
         for spec in config.blocks() {
@@ -410,36 +378,5 @@ impl VggScales {
         };
         scales.validate_for(config)?;
         Ok(scales)
-    }
-}
-
-/// The tensors of `path`: its top level when it holds scales (`stage0.scale_conv.weight`, which
-/// every architecture has), else its `model` entry (an official training checkpoint; the reader
-/// also lists that entry's tensors at the top level, prefixed with `model.`).
-#[cfg(feature = "pth")]
-fn open_scales_state_dict(path: &Path) -> Result<burn::store::pytorch_reader::PytorchReader> {
-    use burn::store::pytorch_reader::PytorchReader;
-    let has_scales = |r: &PytorchReader| r.get("stage0.scale_conv.weight").is_some();
-    let top = PytorchReader::new(path);
-    if let Ok(reader) = top.as_ref()
-        && has_scales(reader)
-    {
-        return top.map_err(|e| file_error(path, e.to_string()));
-    }
-    let top_note = match &top {
-        Ok(_) => "its top level has no RepOpt-VGG scales (`stage0.scale_conv.weight`)".to_string(),
-        Err(e) => format!("not a readable PyTorch file ({e})"),
-    };
-    match PytorchReader::with_top_level_key(path, "model") {
-        Ok(reader) if has_scales(&reader) => Ok(reader),
-        Ok(_) => Err(file_error(
-            path,
-            format!("{top_note}, and neither has its `model` entry"),
-        )),
-        Err(_) if top.is_ok() => Err(file_error(path, top_note)),
-        Err(e) => Err(file_error(
-            path,
-            format!("{top_note}, and it has no readable `model` entry: {e}"),
-        )),
     }
 }

@@ -11,7 +11,7 @@ use repopt_models::ghostnet::{RepOptGhostNet, RepOptGhostNetConfig};
 use repopt_models::{RepOptVgg, RepOptVggConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::classifier::Classifier;
+use crate::classifier::{Classifier, Network};
 use crate::config::{ModelKind, RunConfig};
 use crate::error::{Result, TrainError, file_error};
 use crate::eval::EvalReport;
@@ -153,16 +153,7 @@ pub fn load_ghostnet_file(
     architecture: &RepOptGhostNetConfig,
     device: &Device,
 ) -> Result<RepOptGhostNet> {
-    if !path.is_file() {
-        return Err(file_error(path, "no such model file"));
-    }
-    let record = ModuleRecord::load(path)
-        .map_err(|e| file_error(path, format!("not a readable model file: {e}")))?
-        .cast_to_module_dtype();
-    architecture
-        .init(device)?
-        .try_load_record(record)
-        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+    load_into(path, architecture.init(device)?)
 }
 
 /// Loads the RepOpt-GhostNet of a training checkpoint (the Learner saves the [`Classifier`]).
@@ -171,13 +162,7 @@ pub fn load_ghostnet_checkpoint(
     architecture: &RepOptGhostNetConfig,
     device: &Device,
 ) -> Result<RepOptGhostNet> {
-    let record = ModuleRecord::load(path)
-        .map_err(|e| file_error(path, format!("not a readable checkpoint: {e}")))?
-        .cast_to_module_dtype();
-    Classifier::new(architecture.init(device)?, 0.0)
-        .try_load_record(record)
-        .map(|classifier| classifier.model)
-        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+    load_checkpoint_into(path, architecture.init(device)?)
 }
 
 /// The epoch with the highest test top-1 in the run folder's `metrics.csv` (the first of equals).
@@ -213,18 +198,7 @@ pub fn load_model_file(
     architecture: &RepOptVggConfig,
     device: &Device,
 ) -> Result<RepOptVgg> {
-    if !path.is_file() {
-        return Err(file_error(path, "no such model file"));
-    }
-    // Cast to the module's dtypes: a record whose float tensors claim another dtype (a damaged
-    // file, or one saved in f16) loads or fails cleanly instead of panicking inside Burn.
-    let record = ModuleRecord::load(path)
-        .map_err(|e| file_error(path, format!("not a readable model file: {e}")))?
-        .cast_to_module_dtype();
-    architecture
-        .init(device)
-        .try_load_record(record)
-        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+    load_into(path, architecture.init(device))
 }
 
 /// Loads the model of a training checkpoint (the Learner saves the [`Classifier`]).
@@ -233,11 +207,32 @@ pub fn load_checkpoint_model(
     architecture: &RepOptVggConfig,
     device: &Device,
 ) -> Result<RepOptVgg> {
-    let record = ModuleRecord::load(path)
-        .map_err(|e| file_error(path, format!("not a readable checkpoint: {e}")))?
-        .cast_to_module_dtype();
-    Classifier::new(architecture.init(device), 0.0)
-        .try_load_record(record)
+    load_checkpoint_into(path, architecture.init(device))
+}
+
+/// The record at `path`, cast to the module's dtypes: a record whose float tensors claim another
+/// dtype (a damaged file, or one saved in f16) loads or fails cleanly instead of panicking
+/// inside Burn.
+fn read_record(path: &Path, what: &str) -> Result<ModuleRecord> {
+    Ok(ModuleRecord::load(path)
+        .map_err(|e| file_error(path, format!("not a readable {what}: {e}")))?
+        .cast_to_module_dtype())
+}
+
+/// `module` with the model file at `path` loaded into it.
+fn load_into<M: Module>(path: &Path, module: M) -> Result<M> {
+    if !path.is_file() {
+        return Err(file_error(path, "no such model file"));
+    }
+    module
+        .try_load_record(read_record(path, "model file")?)
+        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+}
+
+/// `model` with the model of the training checkpoint at `path` loaded into it.
+fn load_checkpoint_into<M: Network>(path: &Path, model: M) -> Result<M> {
+    Classifier::new(model, 0.0)
+        .try_load_record(read_record(path, "checkpoint")?)
         .map(|classifier| classifier.model)
         .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
 }
