@@ -1,17 +1,16 @@
-//! The `repopt` command line: parsing, config-file merging and the subcommands.
+//! The `repopt` command line: its flags, and config-file merging (the subcommands themselves
+//! live in `commands`).
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-use repopt_models::{ConvImpl, RepOptVggConfig, ScaleStats, VggScales};
-use serde::Serialize;
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
-use crate::config::{DataFormat, Method, RunConfig};
-use crate::data::LoaderOptions;
-use crate::device::parse_device;
+use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::run_folder::{self, RunRecord, files};
-use crate::trainer;
+use crate::logging::Verbosity;
+use crate::run_folder;
 
 const ABOUT: &str =
     "RepOptimizers: train plain RepOpt-VGG models whose structural prior lives in the optimizer";
@@ -51,6 +50,12 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Say more on stderr: -v adds debug messages and Burn's own, -vv everything.
+    #[arg(short, long, action = ArgAction::Count, global = true, display_order = 900)]
+    pub verbose: u8,
+    /// Say only warnings and errors on stderr (no progress); results still go to stdout.
+    #[arg(short, long, global = true, display_order = 900)]
+    pub quiet: bool,
 }
 
 /// The subcommands.
@@ -151,6 +156,11 @@ pub enum Command {
 }
 
 impl Cli {
+    /// How much to say on stderr, from -v and -q.
+    pub fn verbosity(&self) -> Verbosity {
+        Verbosity::from_flags(self.verbose, self.quiet)
+    }
+
     /// The run folder the command writes or reads, if it has one (for error messages).
     pub fn run_folder(&self) -> Option<PathBuf> {
         match &self.command {
@@ -158,7 +168,7 @@ impl Cli {
                 .resolve()
                 .map(|c| c.out)
                 .ok()
-                .or_else(|| args.out.clone()),
+                .or_else(|| Some(args.flags.out.clone())),
             Command::ExtractScales { run, .. } | Command::Eval { run, .. } => Some(run.clone()),
             Command::Quantize(args) => Some(args.run.clone()),
             Command::Export { run, .. } => Some(run.clone()),
@@ -171,193 +181,89 @@ impl Cli {
 /// run.json: they change where and how fast it computes, not what.
 const RESUME_MAY_CHANGE: [&str; 3] = ["workers", "device", "conv"];
 
-/// Settings of `hs` and `train`; unset flags come from --config, then from the defaults.
-#[derive(Args, Debug, Default, Serialize)]
+/// Settings of `hs` and `train`: every [`RunConfig`] field as a flag (its doc comments are the
+/// help), and where the settings not given come from: `--config FILE`, or the run folder of
+/// `--resume DIR`, then [`RunConfig::default`].
+#[derive(Debug, Clone)]
 pub struct TrainArgs {
-    /// JSON file with any of these settings (flags override it).
+    /// The flags' values, defaults where a flag was not given.
+    pub flags: RunConfig,
+    /// The [`RunConfig`] fields given on the command line.
+    pub given: BTreeSet<String>,
+    /// Where the other settings come from.
+    pub sources: SettingSources,
+}
+
+/// `--config` and `--resume`: where the settings not given as flags come from.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SettingSources {
+    /// JSON file with any of the settings (keys as the flags, with `_`); flags override it.
     #[arg(long)]
-    #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Data folder.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<PathBuf>,
-    /// Data layout (detected when absent).
-    #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub format: Option<DataFormat>,
-    /// Train on a random subset of this many images.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub train_limit: Option<usize>,
-    /// Evaluate on a random subset of this many images.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub test_limit: Option<usize>,
-    /// Skip unreadable images (reporting how many) instead of failing.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skip_invalid: Option<bool>,
-    /// Input resolution: every image is resized to it for training and evaluation (above 64:
-    /// ImageNet recipe) [default: 32].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image_size: Option<usize>,
-    /// RandAugment after the crop and flip, as the official ImageNet recipe (`AUG.PRESET
-    /// raug15` is --randaugment 15): two operations per image out of sixteen, levels drawn from
-    /// 0..M [default: off].
-    #[arg(long, value_name = "M")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub randaugment: Option<u32>,
-    /// Input normalisation (auto: by data set) [default: auto].
-    #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub normalize: Option<crate::config::Normalization>,
-    /// Network: vgg (RepOpt-VGG) or ghostnet (RepOpt-GhostNet; gray images are replicated to
-    /// RGB; width by --preset) [default: vgg].
-    #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<crate::config::ModelKind>,
-    /// Architecture preset: tiny, a0, a1, b0, b1, b2, l1, l2 [default: a0]; with --model
-    /// ghostnet the official widths 0_5x, 0_58x, 0_8x, 1_0x, 1_11x, 1_3x, 1_5x, 2_0x
-    /// [default: 0_5x].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub preset: Option<String>,
-    /// Blocks per stage, e.g. 2,4,14,1.
-    #[arg(long, value_delimiter = ',')]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub num_blocks: Option<Vec<usize>>,
-    /// Width multipliers, e.g. 0.75,0.75,0.75,2.5.
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub width: Option<Vec<f32>>,
-    /// What to train (train only) [default: repopt].
-    #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<Method>,
-    /// Scales file for repopt / csla (ours, or an official .pth with the matching --preset).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scales: Option<PathBuf>,
-    /// Epochs [default: 10].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub epochs: Option<usize>,
-    /// Batch size [default: 64].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_size: Option<usize>,
-    /// Drop the last incomplete training batch of an epoch, as the official loader
-    /// [default: true].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub drop_last: Option<bool>,
-    /// Peak learning rate [default: 0.1].
-    #[arg(long, allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lr: Option<f64>,
-    /// Learning rate the warm-up starts from [default: 0].
-    #[arg(long, allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warmup_lr: Option<f64>,
-    /// Floor of the cosine decay [default: 0].
-    #[arg(long, allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_lr: Option<f64>,
-    /// Scale --lr, --warmup-lr and --min-lr by batch size / 256 (the official ImageNet rule)
-    /// [default: false].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub linear_lr_scaling: Option<bool>,
-    /// Update rule: sgd, or the official RepOptimizer adamw (Grad Mults of power 1; --lr and
-    /// --weight-decay are AdamW's, decoupled; --momentum and --nesterov unused) [default: sgd].
-    #[arg(long, value_enum)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub optimizer: Option<crate::config::OptimizerKind>,
-    /// With --optimizer adamw, train even when the scales have negative values (AdamW's
-    /// RepOptimizer then no longer follows the CSLA model; see docs/optimizers.md).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_negative_scales: Option<bool>,
-    /// SGD momentum [default: 0.9].
-    #[arg(long, allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub momentum: Option<f64>,
-    /// Nesterov momentum [default: true].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nesterov: Option<bool>,
-    /// Weight decay on conv/linear weights [default: 5e-4].
-    #[arg(long, allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight_decay: Option<f32>,
-    /// Warm-up epochs: a linear ramp from --warmup-lr alongside one cosine over the whole run
-    /// (the official timm schedule) [default: 1].
-    #[arg(long, allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warmup_epochs: Option<f64>,
-    /// Label smoothing [default: 0.1].
-    #[arg(long, allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label_smoothing: Option<f32>,
-    /// Clip the global gradient norm of all parameters together (hyper-search only).
-    #[arg(long, allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clip_grad_norm: Option<f32>,
-    /// Data-loading threads; 0 = bit-reproducible [default: 2].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workers: Option<usize>,
-    /// Seed [default: 0].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// Device: cpu, wgpu, wgpu:cpu, cuda:N [default: cpu].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    /// Convolution: native or im2col [default: im2col on the cpu device, else native].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub conv: Option<ConvImpl>,
-    /// Output folder [default: runs/latest].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub out: Option<PathBuf>,
     /// Continue a run from its last checkpoint: `--resume` continues --out; `--resume DIR`
     /// continues the run folder DIR with the settings of its run.json (flags given again must
-    /// agree with them, except --workers and --device).
+    /// agree with them, except --workers, --device and --conv).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "DIR")]
-    #[serde(skip)]
     pub resume: Option<String>,
 }
 
+impl Args for TrainArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        SettingSources::augment_args(RunConfig::augment_args(command))
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+impl FromArgMatches for TrainArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let given = matches
+            .ids()
+            .map(|id| id.as_str())
+            .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+            .map(str::to_owned)
+            .collect();
+        Ok(Self {
+            flags: RunConfig::from_arg_matches(matches)?,
+            given,
+            sources: SettingSources::from_arg_matches(matches)?,
+        })
+    }
+
+    fn update_from_arg_matches(
+        &mut self,
+        matches: &ArgMatches,
+    ) -> std::result::Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
 impl TrainArgs {
-    /// Defaults, then the --config file, then the flags.
+    /// The settings of `args` (as `repopt train ARGS` reads them).
+    pub fn parse_from<I, T>(args: I) -> std::result::Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Self::augment_args(clap::Command::new("train").no_binary_name(true));
+        Self::from_arg_matches(&command.try_get_matches_from(args)?)
+    }
+
+    /// Whether `--<field>` was given on the command line.
+    pub fn gave(&self, field: &str) -> bool {
+        self.given.contains(field)
+    }
+
+    /// Defaults, then the --config file (or the run.json of `--resume DIR`), then the flags.
     pub fn resolve(&self) -> Result<RunConfig> {
-        for (flag, len) in [
-            ("--num-blocks", self.num_blocks.as_ref().map(Vec::len)),
-            ("--width", self.width.as_ref().map(Vec::len)),
-        ] {
-            if let Some(len) = len.filter(|&n| n != 4) {
-                return Err(TrainError::Config(format!(
-                    "{flag} needs 4 comma-separated values, one per stage, got {len}"
-                )));
-            }
-        }
-        if let Some(width) = &self.width
-            && let Some(bad) = width.iter().find(|w| !(w.is_finite() && **w > 0.0))
-        {
-            return Err(TrainError::Config(format!(
-                "--width needs 4 positive multipliers, got {bad} in {width:?}"
-            )));
-        }
-        let folder = match self.resume.as_deref() {
+        let folder = match self.sources.resume.as_deref() {
             None | Some("true") | Some("false") => None,
             Some(dir) => Some(PathBuf::from(dir)),
         };
-        let base = match (&folder, &self.config) {
+        let base = match (&folder, &self.sources.config) {
             (Some(_), Some(_)) => {
                 return Err(TrainError::Config(
                     "--resume DIR takes the settings of DIR/run.json; drop --config".into(),
@@ -367,12 +273,34 @@ impl TrainArgs {
             (None, Some(path)) => RunConfig::load(path)?,
             (None, None) => RunConfig::default(),
         };
-        let mut merged = serde_json::to_value(&base).expect("serializable");
-        let flags = serde_json::to_value(self).expect("serializable");
+        let mut config = self.merge_flags(&base, folder.is_some())?;
+        // RepOpt-GhostNet's own default preset, where none was chosen.
+        if config.model == crate::config::ModelKind::Ghostnet
+            && !self.gave("preset")
+            && base.preset == RunConfig::default().preset
+        {
+            config.preset = crate::config::GHOSTNET_DEFAULT_PRESET.into();
+        }
+        match (&folder, self.sources.resume.as_deref()) {
+            (Some(dir), _) => {
+                config.out = dir.clone();
+                config.resume = true;
+            }
+            (None, Some(flag)) => config.resume = flag == "true",
+            (None, None) => {}
+        }
+        Ok(config)
+    }
+
+    /// `base` with the flags given on the command line put over it; with `resumed`, a flag
+    /// that changes what the recorded run computes is refused.
+    fn merge_flags(&self, base: &RunConfig, resumed: bool) -> Result<RunConfig> {
+        let mut merged = serde_json::to_value(base).expect("serializable");
+        let flags = serde_json::to_value(&self.flags).expect("serializable");
         if let (Some(merged), Some(flags)) = (merged.as_object_mut(), flags.as_object()) {
-            for (key, value) in flags {
+            for (key, value) in flags.iter().filter(|(key, _)| self.gave(key)) {
                 let recorded = merged.insert(key.clone(), value.clone());
-                if folder.is_some()
+                if resumed
                     && !RESUME_MAY_CHANGE.contains(&key.as_str())
                     && recorded.as_ref() != Some(value)
                 {
@@ -385,24 +313,7 @@ impl TrainArgs {
                 }
             }
         }
-        let mut config: RunConfig =
-            serde_json::from_value(merged).map_err(|e| TrainError::Config(e.to_string()))?;
-        // RepOpt-GhostNet's own default preset, where none was chosen.
-        if config.model == crate::config::ModelKind::Ghostnet
-            && self.preset.is_none()
-            && base.preset == RunConfig::default().preset
-        {
-            config.preset = crate::config::GHOSTNET_DEFAULT_PRESET.into();
-        }
-        match (&folder, self.resume.as_deref()) {
-            (Some(dir), _) => {
-                config.out = dir.clone();
-                config.resume = true;
-            }
-            (None, Some(flag)) => config.resume = flag == "true",
-            (None, None) => {}
-        }
-        Ok(config)
+        serde_json::from_value(merged).map_err(|e| TrainError::Config(e.to_string()))
     }
 }
 
@@ -440,416 +351,76 @@ pub struct QuantizeArgs {
     pub json: Option<PathBuf>,
 }
 
-/// Runs the command line.
+/// Runs the command line, its results to stdout.
 pub fn main_with(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Hs(args) => {
-            let mut config = args.resolve()?;
-            if args.method.is_some() && config.method != Method::Hs {
-                return Err(TrainError::Config(
-                    "`repopt hs` trains the hyper-search model; use `repopt train` for --method"
-                        .into(),
-                ));
-            }
-            config.method = Method::Hs;
-            train(&config)
-        }
-        Command::Train(args) => {
-            let config = args.resolve()?;
-            if config.method == Method::Hs {
-                return Err(TrainError::Config(
-                    "use `repopt hs` for the hyper-search".into(),
-                ));
-            }
-            train(&config)
-        }
-        Command::ExtractScales { run, out } => extract_scales(&run, out),
-        Command::Eval {
-            run,
-            data,
-            test_limit,
-            device,
-            best,
-        } => eval(&run, data, test_limit, &device, best),
-        Command::Quantize(args) => quantize(&args),
-        Command::Export { run, out } => export(&run, &out),
-        Command::Verify(args) => crate::verify::verify(&args),
-        Command::InspectScales {
-            file,
-            preset,
-            kernels,
-            seed,
-        } => inspect_scales(&file, preset.as_deref(), kernels.then_some(seed)),
-        Command::Plot {
-            runs,
-            labels,
-            scales,
-            quantization,
-            kernels,
-            preset,
-            out,
-        } => {
-            if !quantization.is_empty() {
-                plot_quantization(&quantization, &labels, &out)
-            } else if !kernels.is_empty() {
-                plot_kernels(&kernels, &labels, &out)
-            } else {
-                plot(&runs, &labels, scales.as_deref(), preset.as_deref(), &out)
-            }
+    crate::commands::run(cli.command, &mut std::io::stdout())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Method, ModelKind};
+
+    fn resolve(args: &[&str]) -> RunConfig {
+        TrainArgs::parse_from(args).unwrap().resolve().unwrap()
+    }
+
+    #[test]
+    fn no_flags_give_the_defaults() {
+        let parsed = TrainArgs::parse_from::<_, &str>([]).unwrap();
+        assert!(parsed.given.is_empty(), "{:?}", parsed.given);
+        assert_eq!(parsed.flags, RunConfig::default());
+        assert_eq!(parsed.resolve().unwrap(), RunConfig::default());
+    }
+
+    #[test]
+    fn every_setting_has_a_flag_of_its_name() {
+        let command = TrainArgs::augment_args(clap::Command::new("train"));
+        let flags: BTreeSet<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(|l| l.replace('-', "_")))
+            .collect();
+        let settings = serde_json::to_value(RunConfig::default()).unwrap();
+        for key in settings.as_object().unwrap().keys() {
+            // `resume` is `--resume [DIR]`, which also says where the settings come from.
+            assert!(flags.contains(key), "no --{key}");
         }
     }
-}
 
-fn extract_scales(run: &Path, out: Option<PathBuf>) -> Result<()> {
-    let record = RunRecord::load(run)?;
-    let model = record.load_model(run, &burn::tensor::Device::flex())?;
-    let scales = VggScales::extract(&model)?;
-    let out = out.unwrap_or_else(|| run.join(files::SCALES));
-    scales.save(&out)?;
-    println!(
-        "scales of {} blocks written to {}",
-        scales.blocks.len(),
-        out.display()
-    );
-    Ok(())
-}
-
-/// `repopt eval`: the final model (or the best epoch's checkpoint) on the run's test split, or
-/// on another data folder of the same format and classes.
-fn eval(
-    run: &Path,
-    data: Option<PathBuf>,
-    test_limit: Option<usize>,
-    device: &str,
-    best: bool,
-) -> Result<()> {
-    let ghostnet = run_folder::run_model_kind(run)? == crate::config::ModelKind::Ghostnet;
-    let mut config = run_folder::load_run_config(run)?;
-    if let Some(data) = data {
-        config.data = data;
-    }
-    config.test_limit = test_limit.or(config.test_limit);
-    let conv = crate::config::default_conv(device);
-    let device = parse_device(device)?;
-    let checkpoint = || -> Result<Option<PathBuf>> {
-        if !best {
-            return Ok(None);
-        }
-        let epoch = run_folder::best_epoch(run)?;
-        println!("best epoch: {epoch}");
-        Ok(Some(
-            run.join(files::CHECKPOINTS)
-                .join(format!("model-{epoch}.bpk")),
-        ))
-    };
-    let data = crate::run_data::open_data(&config)?;
-    let options = LoaderOptions {
-        batch_size: config.batch_size,
-        num_workers: config.workers,
-        seed: config.seed,
-    };
-    let loader = crate::data::eval_loader(
-        data.test,
-        data.eval_transform,
-        data.normalize,
-        &options,
-        &device,
-    );
-    let report = if ghostnet {
-        let record = run_folder::GhostRunRecord::load(run)?;
-        let model = match checkpoint()? {
-            None => record.load_model(run, &device)?,
-            Some(path) => {
-                run_folder::load_ghostnet_checkpoint(&path, &record.architecture, &device)?
-            }
-        };
-        crate::eval::evaluate_ghostnet(&model, loader)?
-    } else {
-        let record = RunRecord::load(run)?;
-        let model = match checkpoint()? {
-            None => record.load_model(run, &device)?,
-            Some(path) => run_folder::load_checkpoint_model(&path, &record.architecture, &device)?,
-        }
-        .with_conv_impl(conv);
-        crate::eval::evaluate(&model, loader)?
-    };
-    println!("{}: {report}", run.display());
-    Ok(())
-}
-
-fn export(run: &Path, out: &Path) -> Result<()> {
-    let card = crate::export::export(run, out)?;
-    println!(
-        "{} ({} classes, {}x{} input) written to {} and {}",
-        card.method,
-        card.classes.len(),
-        card.image_size,
-        card.image_size,
-        out.display(),
-        crate::export::card_path(out).display()
-    );
-    Ok(())
-}
-
-fn train(config: &RunConfig) -> Result<()> {
-    let outcome = trainer::run(config)?;
-    println!();
-    println!("{} finished: {}", config.method_name(), outcome.test);
-    println!("  model      {}", outcome.model.display());
-    if let Some(scales) = &outcome.scales {
-        println!("  scales     {}", scales.display());
-    }
-    println!("  metrics    {}", outcome.metrics_csv.display());
-    println!("  log        {}", outcome.log.display());
-    println!(
-        "  checkpoints {}",
-        outcome.dir.join(files::CHECKPOINTS).display()
-    );
-    println!(
-        "  {:.1} s per epoch over {} epoch(s)",
-        outcome.seconds_per_epoch, outcome.epochs_run
-    );
-    if outcome.skipped_images > 0 {
-        println!("  skipped {} unreadable images", outcome.skipped_images);
-    }
-    Ok(())
-}
-
-fn plot(
-    runs: &[PathBuf],
-    labels: &[String],
-    scales: Option<&Path>,
-    preset: Option<&str>,
-    out: &Path,
-) -> Result<()> {
-    match (scales, runs.is_empty()) {
-        (Some(file), true) => {
-            let config = preset.and_then(RepOptVggConfig::preset);
-            crate::plot::plot_scales(&VggScales::load(file, config.as_ref())?, out)?;
-        }
-        (None, false) => {
-            let curves = runs
-                .iter()
-                .enumerate()
-                .map(|(i, run)| {
-                    let label = labels.get(i).cloned().unwrap_or_else(|| {
-                        run.file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    });
-                    crate::plot::Curve::read(run, label)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            crate::plot::plot_curves(&curves, out)?;
-        }
-        _ => {
-            return Err(TrainError::Config(
-                "give either --runs (curves) or --scales (scales per block)".into(),
-            ));
-        }
-    }
-    println!("wrote {}", out.display());
-    Ok(())
-}
-
-/// `labels[i]`, or the file or folder name of `path`.
-fn label_of(labels: &[String], i: usize, path: &Path) -> String {
-    labels.get(i).cloned().unwrap_or_else(|| {
-        path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        )
-    })
-}
-
-fn plot_quantization(reports: &[PathBuf], labels: &[String], out: &Path) -> Result<()> {
-    let mut lines = Vec::new();
-    for (i, path) in reports.iter().enumerate() {
-        let text = std::fs::read_to_string(path).map_err(|e| trainer_file_error(path, e))?;
-        let report: crate::quantize::QuantizeReport = serde_json::from_str(&text)
-            .map_err(|e| trainer_file_error(path, format!("not a quantize report: {e}")))?;
-        let label = label_of(labels, i, path.parent().unwrap_or(path));
-        for (kind, pick) in [
-            (
-                "per tensor",
-                (|l: &crate::quantize::LayerSqnr| l.per_tensor) as fn(&_) -> f64,
-            ),
-            ("per channel", |l| l.per_channel),
-        ] {
-            lines.push(crate::plot::Line {
-                label: format!("{label}, {kind}"),
-                points: report
-                    .weight_sqnr_db
-                    .iter()
-                    .enumerate()
-                    .map(|(x, l)| (x as f64, pick(l)))
-                    .collect(),
-            });
-        }
-    }
-    crate::plot::plot_lines(
-        "Weight quantization error per layer (int8)",
-        "layer (forward order; last: classifier)",
-        "SQNR (dB)",
-        &lines,
-        out,
-    )?;
-    println!("wrote {}", out.display());
-    Ok(())
-}
-
-fn plot_kernels(runs: &[PathBuf], labels: &[String], out: &Path) -> Result<()> {
-    let device = burn::tensor::Device::flex();
-    let mut lines = Vec::new();
-    for (i, run) in runs.iter().enumerate() {
-        let record = RunRecord::load(run)?;
-        let model = crate::quantize::deployed(&record, run, &device)?;
-        lines.push(crate::plot::Line {
-            label: label_of(labels, i, run),
-            points: crate::plot::kernel_histogram(&model, 64),
-        });
-    }
-    crate::plot::plot_lines(
-        "Deployed 3x3 kernel values over each layer's largest magnitude",
-        "w / max|w| of its layer",
-        "log10 fraction of values",
-        &lines,
-        out,
-    )?;
-    println!("wrote {}", out.display());
-    Ok(())
-}
-
-fn trainer_file_error(path: &Path, message: impl ToString) -> TrainError {
-    TrainError::File {
-        path: path.to_path_buf(),
-        message: message.to_string(),
-    }
-}
-
-fn quantize(args: &QuantizeArgs) -> Result<()> {
-    use repopt_models::quant::{Calibration, WeightGranularity};
-    if !(args.percentile > 50.0 && args.percentile <= 100.0) {
-        return Err(TrainError::Config(format!(
-            "--percentile must be in (50, 100], got {}",
-            args.percentile
-        )));
-    }
-    let request = crate::quantize::QuantizeRequest {
-        run: args.run.clone(),
-        calibration_images: args.calibration_images,
-        weights: args
-            .weights
-            .iter()
-            .map(|w| match w.as_str() {
-                "per-tensor" => WeightGranularity::PerTensor,
-                _ => WeightGranularity::PerChannel,
-            })
-            .collect(),
-        activations: args
-            .activations
-            .iter()
-            .map(|a| match a.as_str() {
-                "percentile" => Calibration::Percentile(args.percentile),
-                _ => Calibration::MinMax,
-            })
-            .collect(),
-        first_and_last: args.first_last.iter().map(|f| f == "int8").collect(),
-        test_limit: args.test_limit,
-        device: parse_device(&args.device)?,
-    };
-    let report = crate::quantize::quantize(&request)?;
-    println!("{}", report.table());
-    let json = args
-        .json
-        .clone()
-        .unwrap_or_else(|| args.run.join("quantization.json"));
-    report.save(&json)?;
-    println!("report: {}", json.display());
-    Ok(())
-}
-
-fn inspect_scales(file: &Path, preset: Option<&str>, kernels: Option<u64>) -> Result<()> {
-    let config = preset
-        .map(|p| {
-            RepOptVggConfig::preset(p)
-                .ok_or_else(|| TrainError::Config(format!("unknown preset `{p}`")))
-        })
-        .transpose()?;
-    let scales = VggScales::load(file, config.as_ref())?;
-    println!("{} ({} blocks)", scales.source, scales.blocks.len());
-    println!(
-        "{:<10} {:>5} {:>5}  {:>22}  {:>22}  {:>22}",
-        "block", "in", "out", "s (3x3) mean±std", "t (1x1) mean±std", "γ (identity) mean±std"
-    );
-    let cell = |v: &[f32]| {
-        let s = ScaleStats::of(v);
-        format!("{:+.3}±{:.3} [{:+.2},{:+.2}]", s.mean, s.std, s.min, s.max)
-    };
-    for block in &scales.blocks {
-        println!(
-            "{:<10} {:>5} {:>5}  {:>22}  {:>22}  {:>22}",
-            block.spec.name,
-            block.spec.in_channels,
-            block.spec.out_channels,
-            cell(&block.conv),
-            cell(&block.conv_1x1),
-            block
-                .identity
-                .as_deref()
-                .map(cell)
-                .unwrap_or_else(|| "-".into())
+    #[test]
+    fn flags_override_the_config_file_and_only_given_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("run.json");
+        std::fs::write(&file, r#"{"lr": 0.4, "epochs": 7, "drop_last": false}"#).unwrap();
+        let config = resolve(&["--config", file.to_str().unwrap(), "--epochs", "3"]);
+        assert_eq!(
+            (config.lr, config.epochs, config.drop_last),
+            (0.4, 3, false)
         );
+        // A flag given with its default value still overrides the file.
+        let config = resolve(&["--config", file.to_str().unwrap(), "--lr", "0.1"]);
+        assert_eq!((config.lr, config.epochs), (0.1, 7));
+        let config = resolve(&["--drop-last", "--nesterov", "false", "--width", "1,2,3,4"]);
+        assert!(config.drop_last && !config.nesterov);
+        assert_eq!(config.width, Some([1.0, 2.0, 3.0, 4.0]));
     }
-    match kernels {
-        Some(seed) => print_implied_kernels(&scales, config, file, seed),
-        None => Ok(()),
-    }
-}
 
-fn print_implied_kernels(
-    scales: &VggScales,
-    preset: Option<RepOptVggConfig>,
-    file: &Path,
-    seed: u64,
-) -> Result<()> {
-    let config = preset
-        .or_else(|| scales.architecture.clone())
-        .ok_or_else(|| {
-            TrainError::Config(format!(
-                "{}: the file records no architecture; give --preset for --kernels",
-                file.display()
-            ))
-        })?;
-    let device = burn::tensor::Device::flex().autodiff();
-    device.seed(seed);
-    let rows = repopt_models::implied::implied_kernels(scales, &config, &device)?;
-    println!("\nimplied by the scales before training (random kernels, seed {seed}):");
-    println!(
-        "{:<10} {:>9} {:>9}  {:>15}  {:>17}  {:>17}",
-        "block", "centre/e", "diag/e", "peak/RMS o | v", "SQNR/tensor o | v", "SQNR/chan. o | v"
-    );
-    for r in &rows {
-        let diag = r
-            .identity_mult_ratio
-            .map_or_else(|| "-".into(), |v| format!("{v:.2}"));
-        println!(
-            "{:<10} {:>9.2} {:>9}  {:>7.1} | {:<5.1}  {:>7.1} | {:<7.1}  {:>7.1} | {:<7.1}",
-            r.block,
-            r.centre_mult_ratio,
-            diag,
-            r.repopt_peak_to_rms,
-            r.repvgg_peak_to_rms,
-            r.repopt_sqnr_tensor,
-            r.repvgg_sqnr_tensor,
-            r.repopt_sqnr_channel,
-            r.repvgg_sqnr_channel
-        );
+    #[test]
+    fn stage_lists_need_four_values() {
+        let error = TrainArgs::parse_from(["--num-blocks", "1,2,3"]).unwrap_err();
+        assert!(error.to_string().contains("needs 4"), "{error}");
+        assert!(TrainArgs::parse_from(["--width", "1,x,1,1"]).is_err());
     }
-    println!(
-        "centre/e, diag/e: median Grad Mult of the centre and of the identity diagonal over the \
-         edges'; o: RepOpt-VGG re-initialised from the scales, v: RepVGG fused at initialisation; \
-         SQNR in dB (int8, symmetric)"
-    );
-    Ok(())
+
+    #[test]
+    fn ghostnet_takes_its_own_default_preset() {
+        let config = resolve(&["--model", "ghostnet"]);
+        assert_eq!(config.model, ModelKind::Ghostnet);
+        assert_eq!(config.preset, crate::config::GHOSTNET_DEFAULT_PRESET);
+        assert_eq!(
+            resolve(&["--model", "ghostnet", "--preset", "1_0x"]).preset,
+            "1_0x"
+        );
+        assert_eq!(resolve(&["--method", "plain"]).method, Method::Plain);
+    }
 }

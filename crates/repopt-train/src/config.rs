@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::ArgAction;
 use repopt_models::ghostnet::{GHOSTNET_PRESETS, GhostMode, RepOptGhostNetConfig};
 use repopt_models::{BlockMode, ConvImpl, RepOptVggConfig};
 use serde::{Deserialize, Serialize};
@@ -157,89 +158,180 @@ impl DataFormat {
     }
 }
 
-/// Every setting of a training run. Field names are the CLI flags (with `-` for `_`) and the
-/// keys of a JSON config file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Every setting of a training run: one schema for the CLI flags of `repopt train` / `hs`
+/// (field names with `-` for `_`; these doc comments are their help, [`Default`] their
+/// defaults), the keys of a JSON config file, and the run's record (`run.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
-    /// The data folder.
+    /// Data folder.
+    #[arg(long, value_parser = any_path, default_value = "", hide_default_value = true)]
     pub data: PathBuf,
-    /// Its layout (detected when absent).
+    /// Data layout (detected when absent).
+    #[arg(long, value_enum)]
     pub format: Option<DataFormat>,
     /// Train on a random subset of this many training images.
+    #[arg(long)]
     pub train_limit: Option<usize>,
     /// Evaluate on a random subset of this many test images.
+    #[arg(long)]
     pub test_limit: Option<usize>,
     /// Skip unreadable images of an image folder (and report how many) instead of failing.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          default_value_t = RunConfig::default().skip_invalid)]
     pub skip_invalid: bool,
-    /// Input resolution: every image is brought to it, for training and evaluation alike. Above
-    /// 64 the ImageNet recipe is used, else the CIFAR one.
+    /// Input resolution: every image is brought to it, for training and evaluation alike (above
+    /// 64: the ImageNet recipe, else the CIFAR one).
+    #[arg(long, default_value_t = RunConfig::default().image_size)]
     pub image_size: usize,
-    /// RandAugment magnitude (the official `raug15` recipe is 15), applied after the crop and
-    /// flip of the training images; `None` for none.
+    /// RandAugment after the crop and flip of the training images, as the official ImageNet
+    /// recipe (`AUG.PRESET raug15` is --randaugment 15): two operations per image out of
+    /// sixteen, levels drawn from 0..M [default: off].
+    #[arg(long, value_name = "M")]
     pub randaugment: Option<u32>,
-    /// Input normalisation.
+    /// Input normalisation (auto: by data set).
+    #[arg(long, value_enum, default_value_t = RunConfig::default().normalize)]
     pub normalize: Normalization,
-    /// The network family (absent from run records made before RepOpt-GhostNet: VGG).
+    /// Network: vgg (RepOpt-VGG) or ghostnet (RepOpt-GhostNet; gray images are replicated to
+    /// RGB; width by --preset).
+    #[arg(long, value_enum, default_value_t = RunConfig::default().model)]
     pub model: ModelKind,
-    /// Architecture preset (`tiny`, `a0`, `a1`, `b0`, `b1`, `b2`, `l1`, `l2`; for RepOpt-GhostNet
-    /// the official widths `0_5x` … `2_0x`).
+    /// Architecture preset: tiny, a0, a1, b0, b1, b2, l1, l2; with --model ghostnet the
+    /// official widths 0_5x, 0_58x, 0_8x, 1_0x, 1_11x, 1_3x, 1_5x, 2_0x [default: a0; with
+    /// --model ghostnet 0_5x].
+    #[arg(long, default_value_t = RunConfig::default().preset, hide_default_value = true)]
     pub preset: String,
-    /// Override of the blocks per stage.
+    /// Blocks per stage, e.g. 2,4,14,1 (instead of the preset's).
+    #[arg(long, value_parser = four::<usize>)]
     pub num_blocks: Option<[usize; 4]>,
-    /// Override of the width multipliers.
+    /// Width multipliers per stage, e.g. 0.75,0.75,0.75,2.5 (instead of the preset's).
+    #[arg(long, value_parser = widths, allow_hyphen_values = true)]
     pub width: Option<[f32; 4]>,
-    /// What to train.
+    /// What to train (`repopt train` only).
+    #[arg(long, value_enum, default_value_t = RunConfig::default().method)]
     pub method: Method,
-    /// Scales file (ours, or an official `.pth` with the matching preset) for `repopt` / `csla`.
+    /// Scales file for the methods that need one (ours, or an official .pth with the matching
+    /// --preset).
+    #[arg(long)]
     pub scales: Option<PathBuf>,
     /// Epochs.
+    #[arg(long, default_value_t = RunConfig::default().epochs)]
     pub epochs: usize,
     /// Images per batch.
+    #[arg(long, default_value_t = RunConfig::default().batch_size)]
     pub batch_size: usize,
-    /// Drop the last incomplete training batch of each epoch (as the official loader).
+    /// Drop the last incomplete training batch of each epoch, as the official loader.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          default_value_t = RunConfig::default().drop_last)]
     pub drop_last: bool,
     /// Peak learning rate (after warm-up).
+    #[arg(long, allow_hyphen_values = true, value_parser = finite::<f64>, default_value_t = RunConfig::default().lr)]
     pub lr: f64,
     /// Learning rate the warm-up starts from (`TRAIN.WARMUP_LR`).
+    #[arg(long, allow_hyphen_values = true, value_parser = finite::<f64>, default_value_t = RunConfig::default().warmup_lr)]
     pub warmup_lr: f64,
     /// Floor of the cosine decay (`TRAIN.MIN_LR`).
+    #[arg(long, allow_hyphen_values = true, value_parser = finite::<f64>, default_value_t = RunConfig::default().min_lr)]
     pub min_lr: f64,
-    /// Scale `lr`, `warmup_lr` and `min_lr` by batch size / 256, as `main_repopt.py` does.
+    /// Scale --lr, --warmup-lr and --min-lr by batch size / 256, as `main_repopt.py` does (the
+    /// official ImageNet rule).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          default_value_t = RunConfig::default().linear_lr_scaling)]
     pub linear_lr_scaling: bool,
-    /// The update rule.
+    /// Update rule: sgd, or the official RepOptimizer adamw (Grad Mults of power 1; --lr and
+    /// --weight-decay are AdamW's, decoupled; --momentum and --nesterov unused).
+    #[arg(long, value_enum, default_value_t = RunConfig::default().optimizer)]
     pub optimizer: OptimizerKind,
-    /// With AdamW, train even with negative `s`/`t` scales, where AdamW's RepOptimizer no
-    /// longer follows the CSLA model.
+    /// With --optimizer adamw, train even with negative `s`/`t` scales, where AdamW's
+    /// RepOptimizer no longer follows the CSLA model (see docs/optimizers.md).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          default_value_t = RunConfig::default().allow_negative_scales)]
     pub allow_negative_scales: bool,
     /// SGD momentum.
+    #[arg(long, allow_hyphen_values = true, value_parser = finite::<f64>, default_value_t = RunConfig::default().momentum)]
     pub momentum: f64,
     /// Nesterov momentum.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          default_value_t = RunConfig::default().nesterov)]
     pub nesterov: bool,
     /// L2 weight decay on conv and linear weights (and identity scales).
+    #[arg(long, allow_hyphen_values = true, value_parser = finite::<f32>, default_value_t = RunConfig::default().weight_decay)]
     pub weight_decay: f32,
-    /// Linear warm-up length in epochs (may be fractional), alongside one cosine decay over the
-    /// whole run (timm's schedule with `warmup_prefix=False`, as the official recipe).
+    /// Warm-up epochs (may be fractional): a linear ramp from --warmup-lr alongside one cosine
+    /// decay over the whole run (timm's schedule with `warmup_prefix=False`, as the official
+    /// recipe).
+    #[arg(long, allow_hyphen_values = true, value_parser = finite::<f64>,
+          default_value_t = RunConfig::default().warmup_epochs)]
     pub warmup_epochs: f64,
     /// Label smoothing of the training loss.
+    #[arg(long, allow_hyphen_values = true, value_parser = finite::<f32>,
+          default_value_t = RunConfig::default().label_smoothing)]
     pub label_smoothing: f32,
-    /// Gradient clipping by the global norm of all gradients (`clip_grad_norm_`); hyper-search
-    /// only.
+    /// Clip the global norm of all gradients together (`clip_grad_norm_`); hyper-search only.
+    #[arg(long, allow_hyphen_values = true, value_parser = finite::<f32>)]
     pub clip_grad_norm: Option<f32>,
     /// Data-loading threads; 0 loads on the training thread (bit-reproducible runs).
+    #[arg(long, default_value_t = RunConfig::default().workers)]
     pub workers: usize,
     /// Seed of the initialisation, the data order and the augmentation.
+    #[arg(long, default_value_t = RunConfig::default().seed)]
     pub seed: u64,
-    /// Compute device (`cpu`, `wgpu`, `cuda:0`, …).
+    /// Compute device: cpu, wgpu, wgpu:cpu, cuda:N.
+    #[arg(long, default_value_t = RunConfig::default().device)]
     pub device: String,
-    /// How convolutions are computed: `native` (the backend's own conv) or `im2col` (one matrix
-    /// product per conv for the whole batch). Unset: im2col on the `cpu` device, where it is
-    /// about twice as fast, native elsewhere.
+    /// How convolutions are computed: native (the backend's own conv) or im2col (one matrix
+    /// product per conv for the whole batch) [default: im2col on the cpu device, where it is
+    /// about twice as fast, native elsewhere].
+    #[arg(long)]
     pub conv: Option<ConvImpl>,
     /// Output folder (checkpoints, model, metrics, logs).
+    #[arg(long, default_value_os_t = RunConfig::default().out)]
     pub out: PathBuf,
-    /// Continue from the last checkpoint in `out`.
+    /// Continue from the last checkpoint in `out` (on the command line: `--resume`).
+    #[arg(skip)]
     pub resume: bool,
+}
+
+/// A path as given, the empty one included (the unset data folder).
+fn any_path(text: &str) -> std::result::Result<PathBuf, String> {
+    Ok(PathBuf::from(text))
+}
+
+/// A finite number (JSON, where settings are recorded, has no NaN or infinity).
+fn finite<T>(text: &str) -> std::result::Result<T, String>
+where
+    T: std::str::FromStr + Into<f64> + Copy,
+    T::Err: std::fmt::Display,
+{
+    let value = text.trim().parse::<T>().map_err(|e| e.to_string())?;
+    match value.into().is_finite() {
+        true => Ok(value),
+        false => Err("needs a finite number".into()),
+    }
+}
+
+/// Four positive, finite width multipliers.
+fn widths(text: &str) -> std::result::Result<[f32; 4], String> {
+    let widths = four::<f32>(text)?;
+    match widths.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+        Some(bad) => Err(format!("needs 4 positive multipliers, got {bad}")),
+        None => Ok(widths),
+    }
+}
+
+/// Four comma-separated values, one per stage.
+fn four<T: std::str::FromStr>(text: &str) -> std::result::Result<[T; 4], String>
+where
+    T::Err: std::fmt::Display,
+{
+    let values = text
+        .split(',')
+        .map(|v| v.trim().parse::<T>().map_err(|e| format!("`{v}`: {e}")))
+        .collect::<std::result::Result<Vec<T>, String>>()?;
+    let len = values.len();
+    values
+        .try_into()
+        .map_err(|_| format!("needs 4 comma-separated values, one per stage, got {len}"))
 }
 
 impl Default for RunConfig {

@@ -30,6 +30,9 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// The command's output could not be written (a closed pipe, a full disk).
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
     /// Training stopped before its end (non-finite loss, interruption, device failure).
     #[error("{0}")]
     Stopped(String),

@@ -10,12 +10,14 @@
 pub mod checkpoint;
 pub mod classifier;
 pub mod cli;
+mod commands;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod logging;
 pub mod methods;
 pub mod metrics_csv;
 pub mod plot;

@@ -1,5 +1,6 @@
 //! A compact renderer for non-interactive output (logs, CI, pipes): a few progress lines per
-//! split and the metrics at its end. Interactive terminals get Burn's TUI.
+//! split and the metrics at its end, as `tracing` events (stderr and the run log). Interactive
+//! terminals get Burn's TUI, unless `-q` asked for silence.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -13,12 +14,12 @@ use burn::train::renderer::{
     MetricsRendererTraining,
 };
 
-/// Burn's TUI on a terminal, [`LineRenderer`] otherwise.
+/// Burn's TUI on a terminal (when not quiet), [`LineRenderer`] otherwise.
 pub fn renderer_for_output(
     interrupter: Interrupter,
     checkpoint: Option<usize>,
 ) -> Box<dyn MetricsRenderer> {
-    if std::io::stdout().is_terminal() {
+    if std::io::stdout().is_terminal() && !crate::logging::is_quiet() {
         burn::train::renderer::default_renderer(interrupter, checkpoint)
     } else {
         Box::new(LineRenderer::default())
@@ -110,7 +111,7 @@ impl TrainingProgressLogger for LineRenderer {
         } else {
             String::new()
         };
-        println!(
+        tracing::info!(
             "{}: {total_epochs} epochs{from}",
             label.unwrap_or("training")
         );
@@ -135,7 +136,7 @@ impl TrainingProgressLogger for LineRenderer {
         let quarter = 4 * items_processed / self.total_items.max(1);
         if quarter > self.quarter && quarter < 4 && self.split == "train" {
             self.quarter = quarter;
-            println!(
+            tracing::info!(
                 "  epoch {}/{} {} {:>3}%  {}",
                 self.epoch,
                 self.total_epochs,
@@ -148,7 +149,7 @@ impl TrainingProgressLogger for LineRenderer {
 
     fn end_split(&mut self) {
         let seconds = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        println!(
+        tracing::info!(
             "epoch {}/{} {} ({:.1} s): {}",
             self.epoch,
             self.total_epochs,

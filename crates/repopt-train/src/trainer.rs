@@ -265,7 +265,7 @@ fn start_epoch(config: &RunConfig, check: impl FnOnce(&Path) -> Result<()>) -> R
     }
     let (epoch, skipped) = last_readable_epoch(&checkpoint_dir);
     for message in &skipped {
-        eprintln!("warning: {message}; resuming from an older one");
+        tracing::warn!("{message}; resuming from an older one");
     }
     let epoch = epoch.ok_or_else(|| {
         file_error(
@@ -316,9 +316,9 @@ fn train_loader(
     device: &Device,
 ) -> Arc<dyn DataLoader<ImageBatch>> {
     if data.train.len() < config.batch_size {
-        eprintln!(
-            "warning: --batch-size {} is larger than the {} training images: every step sees \
-             the whole set",
+        tracing::warn!(
+            "--batch-size {} is larger than the {} training images: every step sees the whole \
+             set",
             config.batch_size,
             data.train.len()
         );
@@ -379,6 +379,9 @@ fn supervised<M: Network>(
                 .build(),
         )
         .with_interrupter(interrupter.clone())
+        .with_application_logger(Some(Box::new(crate::logging::RunLogInstaller::new(
+            config.out.join(files::LOG),
+        ))))
         .renderer(crate::renderer::renderer_for_output(
             interrupter.clone(),
             (start_epoch > 0).then_some(start_epoch),

@@ -3,6 +3,7 @@
 //! batches, keep equivalent kernels: after every step the target's kernel equals the CSLA
 //! block's equivalent kernel `s ⊙ W3 + t ⊙ pad(W1) + γ·I` up to rounding.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Param, ParamGroup};
@@ -58,9 +59,9 @@ pub struct VerifyArgs {
     pub seed: u64,
 }
 
-/// Trains both models side by side and prints, per block, the relative difference of the
+/// Trains both models side by side and writes to `stdout`, per block, the relative difference of the
 /// target's kernel from the CSLA block's equivalent kernel; fails above the tolerance.
-pub fn verify(args: &VerifyArgs) -> Result<()> {
+pub fn verify(args: &VerifyArgs, stdout: &mut dyn Write) -> Result<()> {
     let device = verify_device(args)?;
     let (config, scales) = verify_scales(args)?;
     let mut csla = csla_model(&config, &scales, &device)?;
@@ -83,11 +84,13 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
         let grads = GradientsParams::from_grads(loss.backward(), &target);
         target = target_optim.step(args.lr, target, grads);
     }
-    let worst = compare_kernels(&target, &csla.equivalent_target()?);
-    println!(
+    let worst = compare_kernels(&target, &csla.equivalent_target()?, stdout)?;
+    writeln!(
+        stdout,
         "after {} steps in {}: largest relative difference {worst:.3e} (tolerance {:.0e})",
         args.steps, args.dtype, args.tolerance
-    );
+    )
+    .map_err(TrainError::Output)?;
     if worst > args.tolerance {
         return Err(TrainError::Stopped(format!(
             "GR and CSLA differ by {worst:.3e} > {:.0e}",
@@ -207,9 +210,13 @@ fn random_batches(
         .collect()
 }
 
-/// Prints each block's relative kernel difference `Σ|Ka − Kb| / Σ|Kb|` and returns the largest.
-fn compare_kernels(target: &RepOptVgg, equivalent: &RepOptVgg) -> f64 {
-    println!("{:<10} {:>14}", "block", "relative diff");
+/// Writes each block's relative kernel difference `Σ|Ka − Kb| / Σ|Kb|` and returns the largest.
+fn compare_kernels(
+    target: &RepOptVgg,
+    equivalent: &RepOptVgg,
+    stdout: &mut dyn Write,
+) -> Result<f64> {
+    writeln!(stdout, "{:<10} {:>14}", "block", "relative diff").map_err(TrainError::Output)?;
     let mut worst = 0.0f64;
     for (a, b) in target.blocks().iter().zip(equivalent.blocks()) {
         let ka = a.conv.as_ref().expect("target block").weight.val();
@@ -217,9 +224,9 @@ fn compare_kernels(target: &RepOptVgg, equivalent: &RepOptVgg) -> f64 {
         let rel = (ka - kb.clone()).abs().sum().into_scalar::<f64>()
             / kb.abs().sum().into_scalar::<f64>();
         worst = worst.max(rel);
-        println!("{:<10} {:>14.3e}", a.spec.name, rel);
+        writeln!(stdout, "{:<10} {:>14.3e}", a.spec.name, rel).map_err(TrainError::Output)?;
     }
-    worst
+    Ok(worst)
 }
 
 /// Whether `path` names an official PyTorch file.

@@ -82,7 +82,7 @@ fn killed_mid_epoch_resumes_to_the_same_weights() {
     let log = common::repopt(&args(data, &killed, true));
     assert!(log.status.success());
     assert!(
-        String::from_utf8_lossy(&log.stdout).contains("resuming at epoch"),
+        String::from_utf8_lossy(&log.stderr).contains("resuming at epoch"),
         "the second invocation did not resume"
     );
     assert!(common::final_weights(&whole) == common::final_weights(&killed));
@@ -113,6 +113,6 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
         stderr.contains("epoch 3 is damaged") && stderr.contains("optim-3.bpk"),
         "{stderr}"
     );
-    assert!(String::from_utf8_lossy(&log.stdout).contains("resuming at epoch 3"));
+    assert!(stderr.contains("resuming at epoch 3"), "{stderr}");
     assert!(common::final_weights(&whole) == common::final_weights(&damaged));
 }

@@ -52,6 +52,8 @@ fn impossible_settings_are_refused_naming_the_flag() {
         (&["--momentum", "-0.1"][..], "--momentum"),
         (&["--weight-decay", "-1e-4"][..], "--weight-decay"),
         (&["--lr", "0"][..], "--lr"),
+        (&["--lr", "NaN"][..], "--lr"),
+        (&["--label-smoothing", "inf"][..], "--label-smoothing"),
         (&["--min-lr", "0.5", "--lr", "0.1"][..], "--min-lr"),
         (&["--image-size", "2"][..], "--image-size"),
         (&["--clip-grad-norm", "5"][..], "clipping"),

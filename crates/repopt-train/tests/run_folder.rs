@@ -102,7 +102,9 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
         message.contains("--lr") && message.contains("run.json"),
         "{message}"
     );
-    let log = common::repopt_ok(&["train", "--resume", path(&resumed), "--workers", "0"]);
+    let output = common::repopt(&["train", "--resume", path(&resumed), "--workers", "0"]);
+    assert!(output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("resuming at epoch 4"), "{log}");
     assert!(
         common::final_weights(&whole) == common::final_weights(&resumed),

@@ -9,13 +9,22 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Parser;
+use repopt_train::TrainError;
 use repopt_train::cli::{Cli, main_with};
 
 /// The first panic's message and place, kept by the hook for the one-line report.
 static PANIC: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+        Err(error) => {
+            eprintln!("{}", one_line(&error.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    repopt_train::logging::init(cli.verbosity());
     let folder = cli.run_folder();
     if std::env::var_os("RUST_BACKTRACE").is_none() {
         panic::set_hook(Box::new(|info| {
@@ -36,6 +45,10 @@ fn main() -> ExitCode {
     let result = panic::catch_unwind(AssertUnwindSafe(|| main_with(cli)));
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(TrainError::Output(e))) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            // The reader of our output went away (`repopt … | head`): stop quietly.
+            ExitCode::from(141)
+        }
         Ok(Err(error)) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
@@ -67,5 +80,18 @@ fn main() -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+/// clap's error report in one line: its first line and its tip, without the usage block.
+fn one_line(report: &str) -> String {
+    let mut lines = report.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("error: invalid command line")
+        .to_string();
+    match lines.find_map(|l| l.strip_prefix("tip: ")) {
+        Some(tip) => format!("{first} ({tip})"),
+        None => first,
     }
 }
