@@ -962,6 +962,26 @@ fn cifar10(repro: &Repro) -> Result<PathBuf, String> {
 mod tests {
     use super::*;
 
+    /// A full (not `--quick`) reproduction into `out`: every other setting at its default but
+    /// the profile, `dev`.
+    fn settings(out: impl Into<PathBuf>) -> Repro {
+        Repro {
+            quick: false,
+            data: None,
+            out: out.into(),
+            seeds: None,
+            epochs: None,
+            hs_epochs: None,
+            long_epochs: None,
+            docs: false,
+            status: false,
+            report_only: false,
+            jobs: 2,
+            profile: "dev".into(),
+            repopt: None,
+        }
+    }
+
     #[test]
     fn late_gain_reads_the_last_tenth() {
         let curve: Vec<f64> = (0..30).map(|e| 50.0 + e as f64).collect();
@@ -975,18 +995,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("repro-resume-{}", std::process::id()));
         let plan = Plan::new(&Repro {
             quick: true,
-            data: None,
-            out: dir.clone(),
-            seeds: None,
-            epochs: None,
-            hs_epochs: None,
-            long_epochs: None,
-            docs: false,
-            status: false,
-            report_only: false,
-            jobs: 2,
-            profile: "dev".into(),
-            repopt: None,
+            ..settings(&dir)
         })
         .unwrap();
         let run = &plan.runs()[1];
@@ -1002,25 +1011,14 @@ mod tests {
     #[test]
     fn the_plan_is_kept_between_sittings() {
         let dir = std::env::temp_dir().join(format!("repro-plan-{}", std::process::id()));
-        let settings = |epochs| Repro {
-            quick: false,
-            data: None,
-            out: dir.clone(),
-            seeds: None,
+        let with_epochs = |epochs| Repro {
             epochs,
-            hs_epochs: None,
-            long_epochs: None,
-            docs: false,
-            status: false,
-            report_only: false,
-            jobs: 2,
-            profile: "dev".into(),
-            repopt: None,
+            ..settings(&dir)
         };
-        Plan::new(&settings(Some(12))).unwrap().record().unwrap();
-        assert_eq!(Plan::new(&settings(None)).unwrap().epochs, 12);
-        assert_eq!(Plan::new(&settings(Some(12))).unwrap().epochs, 12);
-        let refused = Plan::new(&settings(Some(13))).unwrap_err();
+        Plan::new(&with_epochs(Some(12))).unwrap().record().unwrap();
+        assert_eq!(Plan::new(&with_epochs(None)).unwrap().epochs, 12);
+        assert_eq!(Plan::new(&with_epochs(Some(12))).unwrap().epochs, 12);
+        let refused = Plan::new(&with_epochs(Some(13))).unwrap_err();
         assert!(refused.contains("--epochs 13"), "{refused}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1028,22 +1026,7 @@ mod tests {
     /// Every method of the plan, the search first, each seed in turn.
     #[test]
     fn the_plan_covers_every_method_and_seed() {
-        let plan = Plan::new(&Repro {
-            quick: false,
-            data: None,
-            out: "x".into(),
-            seeds: None,
-            epochs: None,
-            hs_epochs: None,
-            long_epochs: None,
-            docs: false,
-            status: false,
-            report_only: false,
-            jobs: 2,
-            profile: "dev".into(),
-            repopt: None,
-        })
-        .unwrap();
+        let plan = Plan::new(&settings("x")).unwrap();
         let runs = plan.runs();
         assert_eq!(runs.len(), 1 + 3 * METHODS.len() + LONG_METHODS.len());
         assert!(

@@ -302,24 +302,34 @@ impl Trainer {
         optim: &mut ModuleOptimizer,
         record: &mut Vec<Duration>,
     ) -> Duration {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            let model = self
-                .model
-                .take()
-                .expect("the model is back after each step");
+        time_each_step(&mut self.model, iters, record, |model| {
             let start = Instant::now();
             let logits = model.forward(self.images.clone());
             let loss = self.loss.forward(logits, self.labels.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let model = optim.step(LEARNING_RATE, model, grads);
-            let elapsed = start.elapsed();
-            self.model = Some(model);
-            total += elapsed;
-            record.push(elapsed);
-        }
-        total
+            (model, start.elapsed())
+        })
     }
+}
+
+/// Runs `iters` steps on the model in `slot`: `step` takes the model and gives it back with the
+/// time it measured. Each step's time is added to `record`; returns their sum.
+fn time_each_step(
+    slot: &mut Option<RepOptVgg>,
+    iters: u64,
+    record: &mut Vec<Duration>,
+    mut step: impl FnMut(RepOptVgg) -> (RepOptVgg, Duration),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let model = slot.take().expect("the model is back after each step");
+        let (model, elapsed) = step(model);
+        *slot = Some(model);
+        total += elapsed;
+        record.push(elapsed);
+    }
+    total
 }
 
 /// Per-step durations, for the summary.
@@ -380,26 +390,12 @@ impl Stepper {
         optim: &mut ModuleOptimizer,
         record: &mut Vec<Duration>,
     ) -> Duration {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            let model = self
-                .model
-                .take()
-                .expect("the model is back after each step");
+        time_each_step(&mut self.model, iters, record, |model| {
             let grads = self.grads.fresh_copy(&model);
             let start = Instant::now();
             let model = optim.step(LEARNING_RATE, model, grads);
-            let elapsed = start.elapsed();
-            self.model = Some(model);
-            total += elapsed;
-            record.push(elapsed);
-        }
-        total
-    }
-
-    /// One untimed step, so that the optimizer's state exists before timing.
-    fn warm_up(&mut self, optim: &mut ModuleOptimizer) {
-        self.time_steps(1, optim, &mut Vec::new());
+            (model, start.elapsed())
+        })
     }
 }
 
@@ -422,6 +418,42 @@ fn paired_rounds(
                 .collect()
         })
         .collect()
+}
+
+/// Benchmarks `optimizers` (ids `<group>/<name>`) as criterion's group `group` after one untimed
+/// step each (so that their states exist), then, when measuring, in `rounds` paired rounds; the
+/// times go into `timings`. `time_steps(iters, optim, record)` times `iters` steps of `optim`,
+/// adds each step's time to `record` and returns their sum.
+fn bench_group(
+    criterion: &mut Criterion,
+    timings: &mut Timings,
+    group: &str,
+    rounds: usize,
+    optimizers: &mut [(&'static str, ModuleOptimizer)],
+    mut time_steps: impl FnMut(u64, &mut ModuleOptimizer, &mut Vec<Duration>) -> Duration,
+) {
+    for (_, optim) in optimizers.iter_mut() {
+        time_steps(1, optim, &mut Vec::new());
+    }
+    let mut criterion_group = criterion.benchmark_group(group);
+    criterion_group.sampling_mode(SamplingMode::Flat);
+    for (id, optim) in optimizers.iter_mut() {
+        let record = timings.criterion.entry(id).or_default();
+        let name = id
+            .strip_prefix(group)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .expect("an id of the group");
+        criterion_group.bench_function(name, |b| {
+            b.iter_custom(|iters| time_steps(iters, optim, record))
+        });
+    }
+    criterion_group.finish();
+    if measuring() {
+        let paired = paired_rounds(rounds, optimizers, |optim| {
+            time_steps(1, optim, &mut Vec::new())
+        });
+        timings.rounds.extend(paired);
+    }
 }
 
 /// Parameter counts of the A0 and the memory its Grad Mults take.
@@ -503,25 +535,14 @@ fn bench_steps(criterion: &mut Criterion, timings: &mut Timings) -> Sizes {
         grads,
         model: Some(model),
     };
-    for (_, optim) in &mut optimizers {
-        stepper.warm_up(optim);
-    }
-
-    let mut group = criterion.benchmark_group("step");
-    group.sampling_mode(SamplingMode::Flat);
-    for (id, optim) in &mut optimizers {
-        let record = timings.criterion.entry(id).or_default();
-        let name = id.strip_prefix("step/").expect("a step id");
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| stepper.time_steps(iters, optim, record))
-        });
-    }
-    group.finish();
-    if measuring() {
-        timings.rounds = paired_rounds(PAIRED_ROUNDS, &mut optimizers, |optim| {
-            stepper.time_steps(1, optim, &mut Vec::new())
-        });
-    }
+    bench_group(
+        criterion,
+        timings,
+        "step",
+        PAIRED_ROUNDS,
+        &mut optimizers,
+        |iters, optim, record| stepper.time_steps(iters, optim, record),
+    );
     sizes
 }
 
@@ -542,26 +563,14 @@ fn bench_training(criterion: &mut Criterion, timings: &mut Timings) {
         ),
     ];
     let mut trainer = Trainer::new(model, &device);
-    for (_, optim) in &mut optimizers {
-        trainer.time_steps(1, optim, &mut Vec::new());
-    }
-
-    let mut group = criterion.benchmark_group("train_step");
-    group.sampling_mode(SamplingMode::Flat);
-    for (id, optim) in &mut optimizers {
-        let record = timings.criterion.entry(id).or_default();
-        let name = id.strip_prefix("train_step/").expect("a training id");
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| trainer.time_steps(iters, optim, record))
-        });
-    }
-    group.finish();
-    if measuring() {
-        let rounds = paired_rounds(PAIRED_TRAINING_ROUNDS, &mut optimizers, |optim| {
-            trainer.time_steps(1, optim, &mut Vec::new())
-        });
-        timings.rounds.extend(rounds);
-    }
+    bench_group(
+        criterion,
+        timings,
+        "train_step",
+        PAIRED_TRAINING_ROUNDS,
+        &mut optimizers,
+        |iters, optim, record| trainer.time_steps(iters, optim, record),
+    );
 }
 
 fn in_binary_units(bytes: usize) -> String {

@@ -1,9 +1,12 @@
 //! What each method trains: the model in its mode, re-initialised or not, and its Grad Mults.
 
-use burn::tensor::Device;
+use std::path::Path;
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor};
 use repopt_core::{GradMults, UpdateRule};
 use repopt_models::ghostnet::{GhostMode, GhostNetScales, RepOptGhostNet, RepOptGhostNetConfig};
-use repopt_models::{RepOptVgg, RepOptVggConfig, RepOptVggHandler, VggScales};
+use repopt_models::{RepOptVgg, RepOptVggConfig, RepOptVggHandler, ScaleLayer, VggScales};
 
 use crate::config::{Method, OptimizerKind, RunConfig};
 use crate::error::{Result, TrainError};
@@ -16,31 +19,70 @@ pub fn update_rule(config: &RunConfig) -> UpdateRule {
     }
 }
 
+/// Whether the run must refuse negative scales: AdamW (power-1 Grad Mults) without
+/// `--allow-negative-scales`.
+fn needs_positive_scales(config: &RunConfig) -> bool {
+    config.optimizer == OptimizerKind::Adamw && !config.allow_negative_scales
+}
+
+/// How many of `values` are below 0.
+fn count_negatives<'a>(values: impl IntoIterator<Item = &'a f32>) -> usize {
+    values.into_iter().filter(|v| **v < 0.0).count()
+}
+
+/// Of `(name, negative scales)` per unit (block, ghost module), the units with any, in order,
+/// and the sum of their counts.
+fn negative_units<'a>(
+    units: impl Iterator<Item = (&'a str, usize)>,
+) -> (Vec<(&'a str, usize)>, usize) {
+    let negatives: Vec<(&str, usize)> = units.filter(|(_, n)| *n > 0).collect();
+    let total = negatives.iter().map(|(_, n)| n).sum();
+    (negatives, total)
+}
+
+/// The scales file of a method that needs one (checked when the run was configured).
+fn scales_path(config: &RunConfig) -> &Path {
+    config
+        .scales
+        .as_deref()
+        .expect("validated: method needs scales")
+}
+
+/// What `method` trains of a model's two rules: `reinit-only` the `reinitialized` model without
+/// Grad Mults, `mults-only` the `initial` model with `mults`, every other method both.
+fn apply_rules<M>(
+    method: Method,
+    initial: M,
+    reinitialized: M,
+    mults: GradMults,
+) -> (M, GradMults) {
+    match method {
+        Method::ReinitOnly => (reinitialized, GradMults::new()),
+        Method::MultsOnly => (initial, mults),
+        _ => (reinitialized, mults),
+    }
+}
+
+/// Sets `layer`'s weight to the constant `values` on `device`, trainable or not.
+fn set_scale(layer: &mut ScaleLayer, values: &[f32], train: bool, device: &Device) {
+    let values = Tensor::<1>::from_floats(values, device);
+    layer.weight = Param::from_tensor(values).set_require_grad(train);
+}
+
 /// With power-1 Grad Mults, AdamW's RepOptimizer follows the CSLA model only when every `s` and
 /// `t` is positive (`γ`'s sign does not matter: its mult is 1); refused otherwise unless
 /// `--allow-negative-scales`.
 fn check_signs_for_adamw(config: &RunConfig, scales: &VggScales) -> Result<()> {
-    if config.optimizer != OptimizerKind::Adamw || config.allow_negative_scales {
+    if !needs_positive_scales(config) {
         return Ok(());
     }
-    let negatives: Vec<(&str, usize)> = scales
-        .blocks
-        .iter()
-        .map(|b| {
-            let n = b
-                .conv
-                .iter()
-                .chain(&b.conv_1x1)
-                .filter(|v| **v < 0.0)
-                .count();
-            (b.spec.name.as_str(), n)
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    let (negatives, total) = negative_units(scales.blocks.iter().map(|b| {
+        let n = count_negatives(b.conv.iter().chain(&b.conv_1x1));
+        (b.spec.name.as_str(), n)
+    }));
     let Some((first, n)) = negatives.first() else {
         return Ok(());
     };
-    let total: usize = negatives.iter().map(|(_, n)| n).sum();
     Err(TrainError::Config(format!(
         "--optimizer adamw: {total} of the scales s, t in {} are negative ({n} in block `{first}`, \
          {} blocks in all); with power-1 Grad Mults AdamW follows the multi-branch model only when \
@@ -62,23 +104,19 @@ pub fn build_model(
     let target = architecture
         .clone()
         .with_mode(repopt_models::BlockMode::Target);
-    let load_scales = || -> Result<VggScales> {
-        let path = config
-            .scales
-            .as_ref()
-            .expect("validated: method needs scales");
-        Ok(VggScales::load(path, Some(&target))?)
-    };
+    let load_scales =
+        || -> Result<VggScales> { Ok(VggScales::load(scales_path(config), Some(&target))?) };
     let rules = |scales: VggScales| -> Result<(RepOptVgg, GradMults)> {
         check_signs_for_adamw(config, &scales)?;
         let handler = RepOptVggHandler::new(scales);
         let reinitialized = handler.reinitialize_model(model.clone())?;
         let mults = handler.grad_mults_for(&reinitialized, update_rule(config), device)?;
-        Ok(match config.method {
-            Method::ReinitOnly => (reinitialized, GradMults::new()),
-            Method::MultsOnly => (model.clone(), mults),
-            _ => (reinitialized, mults),
-        })
+        Ok(apply_rules(
+            config.method,
+            model.clone(),
+            reinitialized,
+            mults,
+        ))
     };
     match config.method {
         Method::Hs | Method::Plain | Method::Repvgg => Ok((model, GradMults::new())),
@@ -88,12 +126,9 @@ pub fn build_model(
             let scales = load_scales()?;
             let model = model.try_map_blocks(|mut block| {
                 let s = scales.block(&block.spec.name).expect("validated");
-                let set = |layer: &mut Option<repopt_models::ScaleLayer>,
-                           v: &[f32],
-                           train: bool| {
+                let set = |layer: &mut Option<ScaleLayer>, v: &[f32], train: bool| {
                     if let Some(layer) = layer {
-                        let t = burn::tensor::Tensor::<1>::from_floats(v, device);
-                        layer.weight = burn::module::Param::from_tensor(t).set_require_grad(train);
+                        set_scale(layer, v, train, device);
                     }
                 };
                 set(&mut block.scale_conv, &s.conv, false);
@@ -112,22 +147,18 @@ pub fn build_model(
 /// AdamW's RepOptimizer follows the CSLA model only when every `ψ` is positive (`φ` only
 /// enters the initialisation); refused otherwise unless `--allow-negative-scales`.
 fn check_ghostnet_signs_for_adamw(config: &RunConfig, scales: &GhostNetScales) -> Result<()> {
-    if config.optimizer != OptimizerKind::Adamw || config.allow_negative_scales {
+    if !needs_positive_scales(config) {
         return Ok(());
     }
-    let negatives: Vec<(&str, usize)> = scales
-        .modules
-        .iter()
-        .map(|m| {
-            let n = m.cheap.iter().filter(|v| **v < 0.0).count();
-            (m.module.as_str(), n)
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    let (negatives, total) = negative_units(
+        scales
+            .modules
+            .iter()
+            .map(|m| (m.module.as_str(), count_negatives(&m.cheap))),
+    );
     let Some((first, n)) = negatives.first() else {
         return Ok(());
     };
-    let total: usize = negatives.iter().map(|(_, n)| n).sum();
     Err(TrainError::Config(format!(
         "--optimizer adamw: {total} of the cheap-branch scales ψ in {} are negative ({n} in ghost \
          module `{first}`, {} modules in all); with power-1 Grad Mults AdamW follows the \
@@ -151,23 +182,19 @@ pub fn build_ghostnet(
     device.seed(config.seed);
     let model = architecture.init(device)?;
     let target = architecture.clone().with_mode(GhostMode::Target);
-    let load_scales = || -> Result<GhostNetScales> {
-        let path = config
-            .scales
-            .as_ref()
-            .expect("validated: method needs scales");
-        Ok(GhostNetScales::load(path, &target)?)
-    };
+    let load_scales =
+        || -> Result<GhostNetScales> { Ok(GhostNetScales::load(scales_path(config), &target)?) };
     let rules = |scales: GhostNetScales| -> Result<(RepOptGhostNet, GradMults)> {
         check_ghostnet_signs_for_adamw(config, &scales)?;
         let structure = scales.csla_model(&target)?;
         let reinitialized = structure.reinitialize(model.clone(), device)?;
         let mults = structure.grad_mults(&reinitialized, update_rule(config), device)?;
-        Ok(match config.method {
-            Method::ReinitOnly => (reinitialized, GradMults::new()),
-            Method::MultsOnly => (model.clone(), mults),
-            _ => (reinitialized, mults),
-        })
+        Ok(apply_rules(
+            config.method,
+            model.clone(),
+            reinitialized,
+            mults,
+        ))
     };
     match config.method {
         Method::Hs | Method::Plain | Method::Repvgg => Ok((model, GradMults::new())),
@@ -175,19 +202,15 @@ pub fn build_ghostnet(
         Method::Repopt | Method::ReinitOnly | Method::MultsOnly => rules(load_scales()?),
         Method::Csla => {
             let scales = load_scales()?;
-            let set = |layer: &mut repopt_models::ScaleLayer, v: &[f32], train: bool| {
-                let t = burn::tensor::Tensor::<1>::from_floats(v, device);
-                layer.weight = burn::module::Param::from_tensor(t).set_require_grad(train);
-            };
             let model = model.try_map_ghost_modules(|mut module| {
                 let s = scales.module(&module.spec.path).expect("validated");
                 if let Some(phi) = module.fusion_scale.as_mut() {
-                    set(phi, &s.fusion, true);
+                    set_scale(phi, &s.fusion, true, device);
                 }
                 if let Some(repopt_models::ghostnet::Either::Left(psi)) =
                     module.cheap_operation.1.as_mut()
                 {
-                    set(psi, &s.cheap, false);
+                    set_scale(psi, &s.cheap, false, device);
                 }
                 Ok(module)
             })?;

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use repopt_models::{ScaleStats, VggScales};
 
@@ -32,6 +33,46 @@ fn register_font() -> Result<()> {
 
 fn draw_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     file_error(path, format!("cannot draw: {e}"))
+}
+
+/// `f64` coordinates on both axes.
+type Coords = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+
+/// A chart of `f64` coordinates on a PNG.
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Coords>;
+
+/// Draws `points` as a line in the `i`-th colour of the palette, named `label` in the legend.
+fn draw_line(
+    chart: &mut Chart<'_, '_>,
+    i: usize,
+    label: &str,
+    points: Vec<(f64, f64)>,
+    out: &Path,
+) -> Result<()> {
+    let color = Palette99::pick(i).to_rgba();
+    chart
+        .draw_series(LineSeries::new(points, color.stroke_width(3)))
+        .map_err(|e| draw_err(out, e))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3)));
+    Ok(())
+}
+
+/// Draws the legend of `chart` at `position`, in the style of every picture here (light
+/// background, black border).
+fn draw_legend<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    position: SeriesLabelPosition,
+    out: &Path,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .position(position)
+        .draw()
+        .map_err(|e| draw_err(out, e))
 }
 
 /// One run's per-epoch metrics, read from its `metrics.csv`.
@@ -124,25 +165,9 @@ pub fn plot_curves(curves: &[Curve], out: &Path) -> Result<()> {
             .draw()
             .map_err(|e| draw_err(out, e))?;
         for (i, curve) in curves.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    series(curve).clone(),
-                    color.stroke_width(3),
-                ))
-                .map_err(|e| draw_err(out, e))?
-                .label(curve.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
-                });
+            draw_line(&mut chart, i, &curve.label, series(curve).clone(), out)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 16))
-            .draw()
-            .map_err(|e| draw_err(out, e))?;
+        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight, out)?;
     }
     root.present().map_err(|e| draw_err(out, e))
 }
@@ -222,14 +247,7 @@ pub fn plot_scales(scales: &VggScales, out: &Path) -> Result<()> {
             .label(*label)
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| draw_err(out, e))?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight, out)?;
     root.present().map_err(|e| draw_err(out, e))
 }
 
@@ -275,28 +293,15 @@ pub fn plot_lines(
         .draw()
         .map_err(|e| draw_err(out, e))?;
     for (i, line) in lines.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
         let points: Vec<(f64, f64)> = line
             .points
             .iter()
             .copied()
             .filter(|p| p.1.is_finite())
             .collect();
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(3)))
-            .map_err(|e| draw_err(out, e))?
-            .label(line.label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
-            });
+        draw_line(&mut chart, i, &line.label, points, out)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
-        .draw()
-        .map_err(|e| draw_err(out, e))?;
+    draw_legend(&mut chart, SeriesLabelPosition::MiddleRight, out)?;
     root.present().map_err(|e| draw_err(out, e))
 }
 

@@ -1,6 +1,7 @@
 //! The data of a run: both splits of the data folder in its format, the transforms of the
 //! recipe for the input size, and the normalisation.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::data::dataset::Dataset;
@@ -57,85 +58,171 @@ pub fn open_data(config: &RunConfig) -> Result<RunData> {
         Some(format) => format,
         None => DataFormat::detect(&config.data)?,
     };
+    let splits = open_splits(config, format)?;
+    let class_names = class_names(format, splits.folder_classes, splits.num_classes);
+    let input = input_transforms(config, splits.channels);
+    let normalize = checked_normalization(config, format, input.channels)?;
+    Ok(RunData {
+        train: subset(splits.train, config.train_limit, config.seed),
+        test: subset(splits.test, config.test_limit, config.seed ^ 1),
+        num_classes: splits.num_classes,
+        class_names,
+        channels: input.channels,
+        train_transform: input.train,
+        eval_transform: input.eval,
+        normalize,
+        skipped: splits.skipped,
+    })
+}
+
+/// Both splits of a data folder, as read from it.
+struct Splits {
+    train: SharedDataset,
+    test: SharedDataset,
+    num_classes: usize,
+    /// Channels of the images on disk.
+    channels: usize,
+    /// Images skipped as unreadable.
+    skipped: usize,
+    /// The class folders' names (image folders only; empty otherwise).
+    folder_classes: Vec<String>,
+}
+
+impl Splits {
+    /// The splits of a format without class folders: no folder names, no image skipped.
+    fn without_folders(
+        train: impl Dataset<ImageItem> + 'static,
+        test: impl Dataset<ImageItem> + 'static,
+        num_classes: usize,
+        channels: usize,
+    ) -> Self {
+        Self {
+            train: Arc::new(train),
+            test: Arc::new(test),
+            num_classes,
+            channels,
+            skipped: 0,
+            folder_classes: Vec::new(),
+        }
+    }
+}
+
+/// Opens both splits of `config`'s data folder in `format`.
+fn open_splits(config: &RunConfig, format: DataFormat) -> Result<Splits> {
     let dir = &config.data;
-    let mut folder_classes = Vec::new();
-    let (train, test, num_classes, channels, skipped): (SharedDataset, SharedDataset, _, _, _) =
-        match format {
-            DataFormat::Idx => {
-                let train = IdxDataset::open(dir, Split::Train)?;
-                let test = IdxDataset::open(dir, Split::Test)?;
-                let classes = train.num_classes().max(test.num_classes());
-                (Arc::new(train), Arc::new(test), classes, 1, 0)
-            }
-            DataFormat::Cifar10 | DataFormat::Cifar100 => {
-                let kind = if format == DataFormat::Cifar10 {
-                    CifarKind::Cifar10
-                } else {
-                    CifarKind::Cifar100
-                };
-                let train = CifarDataset::open(dir, kind, Split::Train)?;
-                let test = CifarDataset::open(dir, kind, Split::Test)?;
-                (Arc::new(train), Arc::new(test), kind.num_classes(), 3, 0)
-            }
-            DataFormat::ImageFolder => {
-                let options = ImageFolderOptions {
-                    validation: if config.skip_invalid {
-                        Validation::Decode
-                    } else {
-                        Validation::None
-                    },
-                    skip_invalid: config.skip_invalid,
-                    ..ImageFolderOptions::default()
-                };
-                let test_dir = ["test", "val"]
-                    .iter()
-                    .map(|d| dir.join(d))
-                    .find(|d| d.is_dir())
-                    .ok_or_else(|| {
-                        file_error(dir, "no `test/` or `val/` folder beside `train/`")
-                    })?;
-                let train = ImageFolder::open_with(dir.join("train"), &options)?;
-                let test = ImageFolder::open_with(&test_dir, &options)?;
-                if train.classes() != test.classes() {
-                    return Err(file_error(
-                        &test_dir,
-                        format!(
-                            "its classes {:?} differ from the training classes {:?}",
-                            test.classes(),
-                            train.classes()
-                        ),
-                    ));
-                }
-                let skipped = train.num_skipped() + test.num_skipped();
-                let classes = train.classes().len();
-                folder_classes = train.classes().to_vec();
-                (Arc::new(train), Arc::new(test), classes, 3, skipped)
-            }
-        };
-    let class_names = match format {
+    match format {
+        DataFormat::Idx => {
+            let train = IdxDataset::open(dir, Split::Train)?;
+            let test = IdxDataset::open(dir, Split::Test)?;
+            let num_classes = train.num_classes().max(test.num_classes());
+            Ok(Splits::without_folders(train, test, num_classes, 1))
+        }
+        DataFormat::Cifar10 | DataFormat::Cifar100 => {
+            let kind = if format == DataFormat::Cifar10 {
+                CifarKind::Cifar10
+            } else {
+                CifarKind::Cifar100
+            };
+            let train = CifarDataset::open(dir, kind, Split::Train)?;
+            let test = CifarDataset::open(dir, kind, Split::Test)?;
+            Ok(Splits::without_folders(train, test, kind.num_classes(), 3))
+        }
+        DataFormat::ImageFolder => open_image_folders(dir, config.skip_invalid),
+    }
+}
+
+/// The image folders `train/` and `test/` (or `val/`) of `dir`, which must hold the same
+/// classes; with `skip_invalid`, every image is decoded once and unreadable ones are skipped.
+fn open_image_folders(dir: &Path, skip_invalid: bool) -> Result<Splits> {
+    let options = ImageFolderOptions {
+        validation: if skip_invalid {
+            Validation::Decode
+        } else {
+            Validation::None
+        },
+        skip_invalid,
+        ..ImageFolderOptions::default()
+    };
+    let test_dir = ["test", "val"]
+        .iter()
+        .map(|d| dir.join(d))
+        .find(|d| d.is_dir())
+        .ok_or_else(|| file_error(dir, "no `test/` or `val/` folder beside `train/`"))?;
+    let train = ImageFolder::open_with(dir.join("train"), &options)?;
+    let test = ImageFolder::open_with(&test_dir, &options)?;
+    if train.classes() != test.classes() {
+        return Err(file_error(
+            &test_dir,
+            format!(
+                "its classes {:?} differ from the training classes {:?}",
+                test.classes(),
+                train.classes()
+            ),
+        ));
+    }
+    Ok(Splits {
+        skipped: train.num_skipped() + test.num_skipped(),
+        num_classes: train.classes().len(),
+        folder_classes: train.classes().to_vec(),
+        channels: 3,
+        train: Arc::new(train),
+        test: Arc::new(test),
+    })
+}
+
+/// Class names by label: CIFAR-10's names, the class folders' names, or else (also when their
+/// number is not `num_classes`) the labels as numbers.
+fn class_names(format: DataFormat, folder_classes: Vec<String>, num_classes: usize) -> Vec<String> {
+    let names = match format {
         DataFormat::Cifar10 => crate::data::CIFAR10_CLASSES
             .iter()
             .map(|c| c.to_string())
             .collect(),
         _ => folder_classes,
     };
-    let class_names = match class_names.len() == num_classes {
-        true => class_names,
+    match names.len() == num_classes {
+        true => names,
         false => (0..num_classes).map(|c| c.to_string()).collect(),
-    };
-    let (mut train_transform, mut eval_transform) = recipe(config.image_size, channels);
+    }
+}
+
+/// The transforms of a run and the channels of the network input they make.
+struct InputTransforms {
+    train: Compose,
+    eval: Compose,
+    channels: usize,
+}
+
+/// The recipe's transforms for images of `channels` channels at `config`'s input size; for
+/// RepOpt-GhostNet gray images become RGB, and `--randaugment` adds RandAugment to training.
+fn input_transforms(config: &RunConfig, channels: usize) -> InputTransforms {
+    let (mut train, mut eval) = recipe(config.image_size, channels);
     let mut channels = channels;
     if config.model == crate::config::ModelKind::Ghostnet && channels == 1 {
         // RepOpt-GhostNet's stem takes 3 channels: gray images are replicated to RGB first (the
         // one-channel normalisation applies to each copy).
         let rgb = || transform::gray_adapter(true, None);
-        train_transform = rgb().extend(train_transform);
-        eval_transform = rgb().extend(eval_transform);
+        train = rgb().extend(train);
+        eval = rgb().extend(eval);
         channels = 3;
     }
     if let Some(magnitude) = config.randaugment {
-        train_transform = train_transform.then(RandAugment::new(magnitude));
+        train = train.then(RandAugment::new(magnitude));
     }
+    InputTransforms {
+        train,
+        eval,
+        channels,
+    }
+}
+
+/// The normalisation of `config` for data in `format`, refused unless it is made for inputs of
+/// `channels` channels.
+fn checked_normalization(
+    config: &RunConfig,
+    format: DataFormat,
+    channels: usize,
+) -> Result<Normalize> {
     let normalize = normalization(config.normalize, format, config.image_size);
     if !normalize.supports(channels) {
         return Err(TrainError::Config(format!(
@@ -145,17 +232,7 @@ pub fn open_data(config: &RunConfig) -> Result<RunData> {
             config.data.display()
         )));
     }
-    Ok(RunData {
-        train: subset(train, config.train_limit, config.seed),
-        test: subset(test, config.test_limit, config.seed ^ 1),
-        num_classes,
-        class_names,
-        channels,
-        train_transform,
-        eval_transform,
-        normalize,
-        skipped,
-    })
+    Ok(normalize)
 }
 
 /// The training and evaluation transforms for `size`×`size` inputs of `channels` channels.

@@ -191,11 +191,8 @@ where
     D: Dataset<ImageItem> + 'static,
 {
     let augmented = AugmentedDataset::new(dataset, transform, mix64(options.seed ^ 0xA5A5));
-    DataLoaderBuilder::new(ImageBatcher::new(normalize))
-        .batch_size(options.batch_size)
-        .num_workers(options.num_workers)
+    loader_builder(normalize, options, device)
         .shuffle(options.seed)
-        .set_device(device.clone())
         .build(augmented)
 }
 
@@ -211,9 +208,18 @@ where
     D: Dataset<ImageItem> + 'static,
 {
     let augmented = AugmentedDataset::new(dataset, transform, mix64(options.seed ^ 0x5A5A));
+    loader_builder(normalize, options, device).build(augmented)
+}
+
+/// A loader builder of `options`' batch size and worker count whose batches, normalised by
+/// `normalize`, land on `device`; in dataset order unless told to shuffle.
+fn loader_builder(
+    normalize: Normalize,
+    options: &LoaderOptions,
+    device: &Device,
+) -> DataLoaderBuilder<ImageItem, ImageBatch> {
     DataLoaderBuilder::new(ImageBatcher::new(normalize))
         .batch_size(options.batch_size)
         .num_workers(options.num_workers)
         .set_device(device.clone())
-        .build(augmented)
 }
