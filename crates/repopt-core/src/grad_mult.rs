@@ -91,7 +91,7 @@ impl GradMult {
         };
         // Upload now to a device with memory of its own, so that a failure shows up here; a CPU
         // backend's step reads the host values.
-        if !crate::sgd::is_host_memory(&device) {
+        if !crate::host_memory::is_host_memory(&device) {
             mult.values_on(&device);
         }
         mult

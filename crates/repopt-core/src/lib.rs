@@ -38,6 +38,8 @@ mod error;
 mod grad_mult;
 mod groups;
 mod handler;
+mod host_memory;
+mod host_sgd;
 mod sgd;
 pub mod tensor_io;
 
