@@ -12,6 +12,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::error::{RepOptError, Result};
+use crate::factored_mult::FactoredMult;
 
 /// A parameter of a module, as seen by a [`ModuleVisitor`].
 #[derive(Debug, Clone, PartialEq)]
@@ -54,14 +55,53 @@ pub fn param_infos<M: Module>(module: &M) -> Vec<ParamInfo> {
 /// One constant gradient multiplier `M`.
 ///
 /// The values are kept in host memory, where the one-pass SGD step of CPU backends reads them in
-/// place; a tensor copy is made once for each device whose step multiplies tensors (a GPU, or
-/// AdamW), so multi-device training keeps working without a transfer per step.
+/// place; a kernel mult of a CSLA conv is kept factored there ([`FactoredMult`]: one value per
+/// output channel and tap, and the identity diagonal), not one value per weight. A dense tensor
+/// copy is made once for each device whose step multiplies tensors (a GPU, or AdamW), so
+/// multi-device training keeps working without a transfer per step.
 #[derive(Clone)]
 pub struct GradMult {
     shape: Vec<usize>,
-    /// Row-major values, flat, `f32` or `f64`.
-    host: Arc<TensorData>,
+    host: Arc<HostValues>,
     copies: Arc<Mutex<Vec<(Device, Tensor<1>)>>>,
+}
+
+/// A mult's values in host memory.
+#[derive(Debug)]
+enum HostValues {
+    /// Row-major values, flat, `f32` or `f64`.
+    Dense(TensorData),
+    /// An `f32` kernel mult that depends on the input channel only on a diagonal.
+    Factored(FactoredMult),
+}
+
+impl HostValues {
+    /// Dense values, factored where that is exact and smaller.
+    fn new(data: TensorData, shape: &[usize]) -> Self {
+        let factored = match data.dtype() {
+            DType::F32 => data
+                .as_slice::<f32>()
+                .ok()
+                .and_then(|values| FactoredMult::compress(values, shape)),
+            _ => None,
+        };
+        match factored {
+            Some(factored) => Self::Factored(factored),
+            None => Self::Dense(data),
+        }
+    }
+
+    /// The dense values, flat (a copy).
+    fn dense(&self) -> TensorData {
+        match self {
+            Self::Dense(data) => data.clone(),
+            Self::Factored(factored) => {
+                let values = factored.expand();
+                let len = values.len();
+                TensorData::new(values, [len])
+            }
+        }
+    }
 }
 
 impl core::fmt::Debug for GradMult {
@@ -84,9 +124,10 @@ impl GradMult {
             _ => data.convert::<f32>(),
         };
         let (bytes, _, dtype) = data.into_parts();
+        let flat = TensorData::from_bytes(bytes, [numel], dtype);
         let mult = Self {
+            host: Arc::new(HostValues::new(flat, &shape)),
             shape,
-            host: Arc::new(TensorData::from_bytes(bytes, [numel], dtype)),
             copies: Arc::default(),
         };
         // Upload now to a device with memory of its own, so that a failure shows up here; a CPU
@@ -124,16 +165,58 @@ impl GradMult {
 
     /// The values (a copy), shaped as the parameter.
     pub fn to_data(&self) -> TensorData {
-        let (bytes, _, dtype) = self.host.as_ref().clone().into_parts();
+        let (bytes, _, dtype) = self.host.dense().into_parts();
         TensorData::from_bytes(bytes, self.shape.clone(), dtype)
     }
 
-    /// The values in row-major order, read in place from host memory; `None` for an `f64` mult.
-    pub fn host_f32(&self) -> Option<&[f32]> {
-        match self.host.dtype() {
-            DType::F32 => self.host.as_slice::<f32>().ok(),
-            _ => None,
+    /// Whether the mult is `f32`, and so [`apply_host`](Self::apply_host) can apply it.
+    pub fn is_f32(&self) -> bool {
+        match self.host.as_ref() {
+            HostValues::Dense(data) => data.dtype() == DType::F32,
+            HostValues::Factored(_) => true,
         }
+    }
+
+    /// The same mult with its host values kept one per weight, never factored (for comparing the
+    /// two forms; both give the same products bit for bit).
+    pub fn densified(&self) -> Self {
+        Self {
+            shape: self.shape.clone(),
+            host: Arc::new(HostValues::Dense(self.host.dense())),
+            copies: Arc::default(),
+        }
+    }
+
+    /// Whether the host values are kept factored (per output channel and tap) rather than one
+    /// per weight.
+    pub fn is_factored(&self) -> bool {
+        matches!(self.host.as_ref(), HostValues::Factored(_))
+    }
+
+    /// `grads ⊙ M` in place on host values (row-major, of the parameter's shape), read from the
+    /// mult's host memory without a copy. Returns `false`, leaving `grads` alone, for an `f64`
+    /// mult.
+    ///
+    /// # Panics
+    /// If `grads` has another length than the mult.
+    pub fn apply_host(&self, grads: &mut [f32]) -> bool {
+        match self.host.as_ref() {
+            HostValues::Factored(factored) => factored.apply_in_place(grads),
+            HostValues::Dense(data) => {
+                let Ok(mult) = data.as_slice::<f32>() else {
+                    return false;
+                };
+                assert_eq!(
+                    grads.len(),
+                    mult.len(),
+                    "Grad Mult and gradient sizes differ"
+                );
+                for (g, &m) in grads.iter_mut().zip(mult) {
+                    *g *= m;
+                }
+            }
+        }
+        true
     }
 
     /// The mult as a tensor of rank `D` on `device` (cached per device).
@@ -153,7 +236,7 @@ impl GradMult {
         if let Some((_, values)) = copies.iter().find(|(d, _)| *d == device) {
             return values.clone();
         }
-        let values = Tensor::<1>::from_data(self.host.as_ref().clone(), &device);
+        let values = Tensor::<1>::from_data(self.host.dense(), &device);
         copies.push((device, values.clone()));
         values
     }
@@ -171,14 +254,17 @@ impl GradMult {
     }
 
     fn check_finite(&self, path: &str) -> Result<()> {
-        let values = self
-            .host
-            .as_ref()
-            .clone()
-            .convert::<f64>()
-            .try_to_vec::<f64>()
-            .expect("Grad Mults are float tensors");
-        match values.iter().position(|v| !v.is_finite()) {
+        let first = match self.host.as_ref() {
+            HostValues::Factored(factored) => factored.first_non_finite(),
+            HostValues::Dense(data) => data
+                .clone()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .expect("Grad Mults are float tensors")
+                .iter()
+                .position(|v| !v.is_finite()),
+        };
+        match first {
             Some(index) => Err(RepOptError::NonFiniteMult {
                 path: path.to_string(),
                 index,
@@ -228,6 +314,16 @@ impl GradMults {
     /// Paths and mults, in path order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &GradMult)> {
         self.mults.iter().map(|(path, mult)| (path.as_str(), mult))
+    }
+
+    /// Every mult [`densified`](GradMult::densified).
+    pub fn densified(&self) -> Self {
+        let mults = self
+            .mults
+            .iter()
+            .map(|(path, mult)| (path.clone(), mult.densified()))
+            .collect();
+        Self { mults }
     }
 
     /// Prepends `prefix.` to every path, for a model nested inside a larger module.

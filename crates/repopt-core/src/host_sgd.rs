@@ -6,6 +6,7 @@ use burn::optim::momentum::MomentumState;
 use burn::optim::{RecordState, SgdState, StateSink};
 use burn::tensor::{DType, Tensor, TensorData};
 
+use crate::grad_mult::GradMult;
 use crate::host_memory::is_host_memory;
 
 /// Burn's SGD rule (L2 decay, momentum with dampening, Nesterov) computed in one pass over host
@@ -51,14 +52,14 @@ impl HostSgdRule {
     }
 
     /// One step; see the type's documentation for the rule. The gradient is first multiplied by
-    /// `mult` (a Grad Mult's values in row-major order), as `g ⊙ M` would. `tensor` and `grad`
-    /// must be `f32` ([`applies_to`](Self::applies_to)).
+    /// `mult`, as `g ⊙ M` would. `tensor`, `grad` and `mult` must be `f32`
+    /// ([`applies_to`](Self::applies_to), [`GradMult::is_f32`]).
     pub fn step<const D: usize>(
         &self,
         lr: LearningRate,
         tensor: Tensor<D>,
         grad: Tensor<D>,
-        mult: Option<&[f32]>,
+        mult: Option<&GradMult>,
         state: Option<SgdState<D>>,
     ) -> (Tensor<D>, Option<SgdState<D>>) {
         let device = tensor.device();
@@ -66,14 +67,10 @@ impl HostSgdRule {
         let mut grad = grad.into_data();
         if let Some(mult) = mult {
             let grads = grad.as_mut_slice::<f32>().expect("f32 gradient");
-            assert_eq!(
-                grads.len(),
-                mult.len(),
-                "Grad Mult and gradient sizes differ"
+            assert!(
+                mult.apply_host(grads),
+                "an f64 Grad Mult on the f32 host path"
             );
-            for (g, &m) in grads.iter_mut().zip(mult) {
-                *g *= m;
-            }
         }
         let shape = weights.shape().to_vec();
         let values = weights.as_mut_slice::<f32>().expect("f32 parameter");
@@ -242,7 +239,7 @@ mod tests {
             (Some(1e-2), Some((0.8, 0.25, false))),
         ];
         let mult = Tensor::<2>::random([37, 19], Distribution::Uniform(-2.0, 2.0), &device);
-        let mult_values: Vec<f32> = mult.clone().into_data().try_to_vec().unwrap();
+        let grad_mult = GradMult::from_tensor(mult.clone());
         for ((weight_decay, momentum), with_mult) in
             rules.into_iter().flat_map(|r| [(r, false), (r, true)])
         {
@@ -259,7 +256,7 @@ mod tests {
                 let lr = 0.05 + 0.01 * step as f64;
                 assert!(rule.applies_to(&ours, &grad, our_state.as_ref()));
                 let (our_mult, their_grad) = match with_mult {
-                    true => (Some(mult_values.as_slice()), grad.clone() * mult.clone()),
+                    true => (Some(&grad_mult), grad.clone() * mult.clone()),
                     false => (None, grad.clone()),
                 };
                 (ours, our_state) = rule.step(lr, ours, grad, our_mult, our_state);
@@ -270,6 +267,48 @@ mod tests {
                     "{rule:?}, mult {with_mult}, step {step}"
                 );
             }
+        }
+    }
+
+    /// A kernel mult kept factored gives the step of its dense tensor, bit for bit.
+    #[test]
+    fn a_factored_mult_steps_as_its_dense_tensor() {
+        let device = Device::flex();
+        let shape = [6, 4, 3, 3];
+        let mut values = Vec::new();
+        for c in 0..6 {
+            let (a, b) = (0.3 + 0.2 * c as f32, 1.1 - 0.15 * c as f32);
+            for d in 0..4 {
+                for t in 0..9 {
+                    let centre = if t == 4 { b * b } else { 0.0 };
+                    let diagonal = if t == 4 && d == c % 4 { 1.0 } else { 0.0 };
+                    values.push(a * a + centre + diagonal);
+                }
+            }
+        }
+        let dense = Tensor::<4>::from_data(TensorData::new(values.clone(), shape), &device);
+        let mult = GradMult::from_data(TensorData::new(values, shape), &device);
+        assert!(mult.is_factored());
+        assert!(!mult.densified().is_factored());
+        assert_eq!(mult.densified().to_data(), mult.to_data());
+        let rule = HostSgdRule {
+            weight_decay: Some(5e-4),
+            momentum: Some((0.9, 0.0, true)),
+        };
+        let sgd = burn_sgd(&rule);
+        let start = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let (mut ours, mut theirs) = (start.clone(), start);
+        let (mut our_state, mut their_state) = (None, None);
+        for _ in 0..3 {
+            let grad = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let their_grad = grad.clone() * dense.clone();
+            (ours, our_state) = rule.step(0.1, ours, grad, Some(&mult), our_state);
+            (theirs, their_state) = sgd.step(0.1, theirs, their_grad, their_state);
+            let bits = |t: Tensor<4>| -> Vec<u32> {
+                let values: Vec<f32> = t.into_data().try_to_vec().unwrap();
+                values.into_iter().map(f32::to_bits).collect()
+            };
+            assert_eq!(bits(ours.clone()), bits(theirs.clone()));
         }
     }
 }

@@ -35,6 +35,7 @@ pub mod clip;
 pub mod csla;
 mod csla_model;
 mod error;
+mod factored_mult;
 mod grad_mult;
 mod groups;
 mod handler;

@@ -124,15 +124,13 @@ impl Optimizer for RepSgd {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if self.host_rule.applies_to(&tensor, &grad, state.as_ref()) {
-            match self.mult.as_ref().map(GradMult::host_f32) {
-                None => return self.host_rule.step(lr, tensor, grad, None, state),
-                Some(Some(mult)) => {
-                    return self.host_rule.step(lr, tensor, grad, Some(mult), state);
-                }
-                // An f64 mult: the tensor path below.
-                Some(None) => {}
-            }
+        // An `f64` mult takes the tensor path below.
+        if self.host_rule.applies_to(&tensor, &grad, state.as_ref())
+            && self.mult.as_ref().is_none_or(GradMult::is_f32)
+        {
+            return self
+                .host_rule
+                .step(lr, tensor, grad, self.mult.as_ref(), state);
         }
         let grad = match &self.mult {
             Some(mult) => mult.apply(grad),
