@@ -13,6 +13,9 @@ pub enum Mode {
     /// Training step of the plain `Target` model with the RepOptimizer SGD: a Grad Mult on every
     /// 3×3 kernel, from random scales through `RepOptVggHandler::grad_mults_for`.
     TrainRepopt,
+    /// [`TrainRepopt`](Mode::TrainRepopt) with its Grad Mults kept dense in host memory (one
+    /// `f32` per kernel weight) instead of factored: what the factored form saves.
+    TrainRepoptDense,
     /// Training step of the plain `Target` model with the same SGD and no Grad Mults.
     TrainSgd,
     /// Training step of the three-branch RepVGG (`BlockMode::RepVgg`) with the same SGD.
@@ -32,8 +35,9 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, training first.
-    pub const ALL: [Mode; 8] = [
+    pub const ALL: [Mode; 9] = [
         Mode::TrainRepopt,
+        Mode::TrainRepoptDense,
         Mode::TrainSgd,
         Mode::TrainRepvgg,
         Mode::TrainHs,
@@ -47,6 +51,7 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::TrainRepopt => "train-repopt",
+            Mode::TrainRepoptDense => "train-repopt-dense",
             Mode::TrainSgd => "train-sgd",
             Mode::TrainRepvgg => "train-repvgg",
             Mode::TrainHs => "train-hs",
@@ -61,6 +66,7 @@ impl Mode {
     pub fn label(self) -> &'static str {
         match self {
             Mode::TrainRepopt => "Target + RepOpt SGD",
+            Mode::TrainRepoptDense => "Target + RepOpt SGD, dense mults",
             Mode::TrainSgd => "Target + SGD",
             Mode::TrainRepvgg => "RepVGG",
             Mode::TrainHs => "HyperSearch",
@@ -75,16 +81,22 @@ impl Mode {
     pub fn is_training(self) -> bool {
         matches!(
             self,
-            Mode::TrainRepopt | Mode::TrainSgd | Mode::TrainRepvgg | Mode::TrainHs
+            Mode::TrainRepopt
+                | Mode::TrainRepoptDense
+                | Mode::TrainSgd
+                | Mode::TrainRepvgg
+                | Mode::TrainHs
         )
     }
 
     /// The block mode the model is built in (before any fusion).
     pub fn block_mode(self) -> BlockMode {
         match self {
-            Mode::TrainRepopt | Mode::TrainSgd | Mode::InferTarget | Mode::InferTargetFused => {
-                BlockMode::Target
-            }
+            Mode::TrainRepopt
+            | Mode::TrainRepoptDense
+            | Mode::TrainSgd
+            | Mode::InferTarget
+            | Mode::InferTargetFused => BlockMode::Target,
             Mode::TrainRepvgg | Mode::InferRepvggFused | Mode::InferRepvggUnfused => {
                 BlockMode::RepVgg
             }

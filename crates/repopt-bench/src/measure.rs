@@ -174,7 +174,7 @@ fn training_setup(
     let model = config.init(device).with_conv_impl(case.conv);
     let sgd = sgd_config();
     Ok(match case.mode {
-        Mode::TrainRepopt => {
+        Mode::TrainRepopt | Mode::TrainRepoptDense => {
             let handler = RepOptVggHandler::new(VggScales::random(
                 config,
                 case.seed,
@@ -183,6 +183,10 @@ fn training_setup(
             ));
             let model = handler.reinitialize_model(model)?;
             let mults = handler.grad_mults_for(&model, UpdateRule::Sgd, device)?;
+            let mults = match case.mode {
+                Mode::TrainRepoptDense => mults.densified(),
+                _ => mults,
+            };
             let optim = sgd.init_with_decay(&model, &mults, decays_weight)?;
             (model, optim)
         }
