@@ -274,6 +274,13 @@ impl TrainArgs {
             (None, None) => RunConfig::default(),
         };
         let mut config = self.merge_flags(&base, folder.is_some())?;
+        let chose_architecture = ["preset", "num_blocks", "width"]
+            .iter()
+            .any(|flag| self.gave(flag))
+            || base.preset != RunConfig::default().preset
+            || base.num_blocks.is_some()
+            || base.width.is_some();
+        config.adopt_scales_architecture(chose_architecture)?;
         // RepOpt-GhostNet's own default preset, where none was chosen.
         if config.model == crate::config::ModelKind::Ghostnet
             && !self.gave("preset")
@@ -422,5 +429,46 @@ mod tests {
             "1_0x"
         );
         assert_eq!(resolve(&["--method", "plain"]).method, Method::Plain);
+    }
+
+    #[test]
+    fn a_scales_file_brings_its_architecture() {
+        let dir = tempfile::tempdir().unwrap();
+        let save = |name: &str, config: &repopt_models::RepOptVggConfig| {
+            let path = dir.path().join(name);
+            repopt_models::VggScales::constant(config, 0.5)
+                .save(&path)
+                .unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let tiny = repopt_models::RepOptVggConfig::preset("tiny").unwrap();
+        let file = save("tiny.safetensors", &tiny);
+        let config = resolve(&["--scales", &file]);
+        assert_eq!((config.preset.as_str(), config.num_blocks), ("tiny", None));
+        // A preset that agrees is accepted; one that does not is refused, naming the flag.
+        assert_eq!(
+            resolve(&["--scales", &file, "--preset", "tiny"]).preset,
+            "tiny"
+        );
+        let refused = TrainArgs::parse_from(["--scales", &file, "--preset", "a0"])
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("--preset a0") && refused.contains("tiny.safetensors"),
+            "{refused}"
+        );
+        // No preset has these stages: they become explicit overrides.
+        let custom = repopt_models::RepOptVggConfig::new([1, 2, 1, 1], [0.25; 4]);
+        let file = save("custom.safetensors", &custom);
+        let config = resolve(&["--scales", &file]);
+        assert_eq!(config.num_blocks, Some([1, 2, 1, 1]));
+        assert_eq!(config.width, Some([0.25; 4]));
+        // Methods without scales leave the architecture alone.
+        assert_eq!(
+            resolve(&["--method", "plain", "--scales", &file]).num_blocks,
+            None
+        );
     }
 }

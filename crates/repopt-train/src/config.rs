@@ -392,6 +392,58 @@ impl RunConfig {
         self.conv.unwrap_or_else(|| default_conv(&self.device))
     }
 
+    /// Takes the RepOpt-VGG architecture a scales file of this crate records (`--scales F`
+    /// without `--preset`), or, when `chosen` (the preset or stage lists were set), checks that
+    /// it agrees. Nothing to do for other models, `.pth` files (which record none) and methods
+    /// without scales.
+    pub fn adopt_scales_architecture(&mut self, chosen: bool) -> Result<()> {
+        let Some(path) = self
+            .scales
+            .as_deref()
+            .filter(|_| self.model == ModelKind::Vgg && self.method.needs_scales())
+        else {
+            return Ok(());
+        };
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("pth" | "pt")
+        ) {
+            return Ok(());
+        }
+        let Some(recorded) = repopt_models::VggScales::load(path, None)?.architecture else {
+            return Ok(());
+        };
+        let stages = |c: &RepOptVggConfig| (c.num_blocks, c.width_multiplier);
+        if !chosen {
+            let preset = repopt_models::PRESETS.iter().find(|p| {
+                RepOptVggConfig::preset(p).is_some_and(|c| stages(&c) == stages(&recorded))
+            });
+            (self.num_blocks, self.width) = match preset {
+                Some(name) => {
+                    self.preset = (*name).into();
+                    (None, None)
+                }
+                None => (Some(recorded.num_blocks), Some(recorded.width_multiplier)),
+            };
+            return Ok(());
+        }
+        let ours = self.architecture(1, recorded.in_channels)?;
+        if stages(&ours) != stages(&recorded) {
+            return Err(TrainError::Config(format!(
+                "--preset {} (blocks {:?}, widths {:?}) differs from the architecture {} was \
+                 searched on (blocks {:?}, widths {:?}); drop --preset, --num-blocks and --width \
+                 to train that one",
+                self.preset,
+                ours.num_blocks,
+                ours.width_multiplier,
+                path.display(),
+                recorded.num_blocks,
+                recorded.width_multiplier
+            )));
+        }
+        Ok(())
+    }
+
     /// The architecture for `num_classes` classes of `in_channels`-channel images.
     pub fn architecture(&self, num_classes: usize, in_channels: usize) -> Result<RepOptVggConfig> {
         let mut config = RepOptVggConfig::preset(&self.preset).ok_or_else(|| {
