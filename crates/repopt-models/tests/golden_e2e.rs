@@ -8,9 +8,8 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use common::*;
-use repopt_core::UpdateRule;
 use repopt_models::weights::load_torch_tensors;
-use repopt_models::{BlockMode, RepOptVgg, RepOptVggHandler, VggScales, decays_weight};
+use repopt_models::{BlockMode, RepOptVgg, VggScales};
 
 const LR: f64 = 0.05;
 
@@ -34,12 +33,7 @@ fn csla_and_target_with_repoptimizer_match_official_run() {
     .unwrap();
 
     // The Grad Mults come from the CSLA model's own (constant) scales.
-    let handler = RepOptVggHandler::new(VggScales::extract(&csla).unwrap());
-    let mults = handler
-        .grad_mults_for(&target, UpdateRule::Sgd, &device)
-        .unwrap();
-    let mut target_optim = official_rep_sgd(&target, &mults, decays_weight);
-    let mut csla_optim = official_sgd(&csla, decays_weight);
+    let (mut target_optim, mut csla_optim) = vgg_gr_and_csla_sgd(&target, &csla, &device);
 
     let x = Tensor::<4>::from_data(file.tensors["x"].clone(), &device);
     let labels = Tensor::<1, Int>::from_data(file.tensors["labels"].clone(), &device);

@@ -8,8 +8,7 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, DeviceConfig, Distribution, FloatDType, Int, Tensor};
 use common::*;
-use repopt_core::UpdateRule;
-use repopt_models::{BlockMode, RepOptVggConfig, RepOptVggHandler, VggScales, decays_weight};
+use repopt_models::{BlockMode, RepOptVggConfig};
 
 #[test]
 fn gradient_reparameterisation_equals_csla_on_a_whole_model() {
@@ -44,12 +43,7 @@ fn gradient_reparameterisation_equals_csla_on_a_whole_model() {
         })
         .unwrap();
     let mut target = csla.equivalent_target().unwrap();
-    let handler = RepOptVggHandler::new(VggScales::extract(&csla).unwrap());
-    let mults = handler
-        .grad_mults_for(&target, UpdateRule::Sgd, &device)
-        .unwrap();
-    let mut target_optim = official_rep_sgd(&target, &mults, decays_weight);
-    let mut csla_optim = official_sgd(&csla, decays_weight);
+    let (mut target_optim, mut csla_optim) = vgg_gr_and_csla_sgd(&target, &csla, &device);
     let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
     for _ in 0..20 {
         let x = Tensor::<4>::random([8, 3, 32, 32], Distribution::Default, &device);

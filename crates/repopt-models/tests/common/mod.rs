@@ -11,8 +11,13 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use repopt_core::tensor_io::TensorFile;
-use repopt_core::{GradMults, ParamInfo, RepOptimizerConfig, RepSgdConfig, param_infos};
-use repopt_models::{BatchNorm2d, RepOptVggBlock, RepOptVggConfig};
+use repopt_core::{
+    GradMults, ParamInfo, RepOptimizerConfig, RepSgdConfig, UpdateRule, param_infos,
+};
+use repopt_models::{
+    BatchNorm2d, RepOptVgg, RepOptVggBlock, RepOptVggConfig, RepOptVggHandler, VggScales,
+    decays_weight,
+};
 
 /// The golden file `fixtures/golden/<name>` of the project, and its path.
 pub fn golden(name: &str) -> (TensorFile, PathBuf) {
@@ -163,4 +168,22 @@ pub fn official_rep_sgd<M: Module>(
         .with_weight_decay(1e-3)
         .init_with_decay(model, mults, decays)
         .unwrap()
+}
+
+/// The two optimizers of GR = CSLA on RepOpt-VGG, as the official training sets them up:
+/// `(target's, csla's)`. The target trains with [`official_rep_sgd`], its Grad Mults from the
+/// CSLA model's own scales; the CSLA model with Burn's [`official_sgd`].
+pub fn vgg_gr_and_csla_sgd(
+    target: &RepOptVgg,
+    csla: &RepOptVgg,
+    device: &Device,
+) -> (ModuleOptimizer, ModuleOptimizer) {
+    let handler = RepOptVggHandler::new(VggScales::extract(csla).unwrap());
+    let mults = handler
+        .grad_mults_for(target, UpdateRule::Sgd, device)
+        .unwrap();
+    (
+        official_rep_sgd(target, &mults, decays_weight),
+        official_sgd(csla, decays_weight),
+    )
 }
