@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::*;
 use repopt_core::tensor_io::TensorFile;
@@ -49,26 +49,6 @@ fn load(file: &TensorFile, prefix: &str, mode: GhostMode) -> RepOptGhostNet {
     let weights = with_prefix(file, &format!("{prefix}.model"));
     let model = small(mode).init(&device()).unwrap();
     load_torch_tensors(model, &weights, true).unwrap()
-}
-
-/// Every float parameter and buffer by module path (running statistics synchronised first).
-fn state(model: &RepOptGhostNet) -> BTreeMap<String, TensorData> {
-    #[derive(Default)]
-    struct Collect(Vec<String>, BTreeMap<String, TensorData>);
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.1.insert(self.0.join("."), param.val().into_data());
-        }
-    }
-    let mut collect = Collect::default();
-    model.valid().visit(&mut collect);
-    collect.1
 }
 
 /// Compares `actual` with the golden tensor `key`; returns the max deviation.
@@ -131,7 +111,8 @@ fn check_train(file: &TensorFile, mode_name: &str, model: &RepOptGhostNet) -> [f
 
     let after = with_prefix(file, &format!("{mode_name}.after_train"));
     assert!(!after.is_empty());
-    let state = state(model);
+    // Running statistics synchronised first.
+    let state = state(&model.valid());
     let mut worst_stats = 0.0f32;
     for key in after.keys() {
         let actual = state.get(key).unwrap_or_else(|| panic!("no buffer {key}"));
@@ -244,7 +225,7 @@ fn small_target_net_has_44138_parameters() {
             .with_mode(mode)
             .init(&Device::flex())
             .unwrap();
-        let buffers: usize = state(&model)
+        let buffers: usize = state(&model.valid())
             .iter()
             .filter(|(k, _)| k.contains("running_"))
             .map(|(_, v)| v.shape().iter().product::<usize>())

@@ -8,16 +8,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::*;
 use repopt_core::csla::IdentityInit;
 use repopt_core::tensor_io::TensorFile;
-use repopt_core::{ParamInfo, RepOptimizerConfig, RepSgdConfig, UpdateRule, param_infos};
+use repopt_core::{ParamInfo, UpdateRule};
 use repopt_models::ModelError;
 use repopt_models::ghostnet::{
     GhostMode, GhostNetScales, GhostScales, RepOptGhostNet, RepOptGhostNetConfig, decays_weight,
@@ -232,32 +230,6 @@ struct Run {
     logits: Vec<TensorData>,
 }
 
-fn momentum() -> Option<MomentumConfig> {
-    Some(MomentumConfig {
-        momentum: 0.9,
-        dampening: 0.0,
-        nesterov: true,
-    })
-}
-
-/// Burn's SGD with `decays` deciding the weight-decay group (ψ is frozen: no gradient).
-fn burn_sgd(model: &RepOptGhostNet, decays: fn(&ParamInfo) -> bool) -> ModuleOptimizer {
-    let undecayed: Vec<String> = param_infos(model)
-        .into_iter()
-        .filter(|p| !decays(p))
-        .map(|p| p.path)
-        .collect();
-    SgdConfig::new()
-        .with_momentum(momentum())
-        .with_weight_decay(Some(WeightDecayConfig { penalty: 1e-3 }))
-        .init()
-        .with_group(
-            ParamGroup::from_paths(undecayed),
-            SgdConfig::new().with_momentum(momentum()).build(),
-            None,
-        )
-}
-
 fn train(file: &TensorFile, mut model: RepOptGhostNet, optim: &mut ModuleOptimizer) -> Run {
     let device = device();
     let x = Tensor::<4>::from_data(file.tensors["x"].clone(), &device);
@@ -289,7 +261,7 @@ fn csla_init(file: &TensorFile) -> RepOptGhostNet {
 
 fn train_csla(file: &TensorFile, decays: fn(&ParamInfo) -> bool) -> Run {
     let model = csla_init(file);
-    let mut optim = burn_sgd(&model, decays);
+    let mut optim = official_sgd(&model, decays);
     train(file, model, &mut optim)
 }
 
@@ -312,12 +284,7 @@ fn train_target(file: &TensorFile) -> Run {
         let ours = mults.get(&kernel).expect("mult").to_data();
         assert_eq!(bits(&ours), bits(&expected), "mult.{kernel}");
     }
-    let mut optim = RepSgdConfig::new()
-        .with_momentum(0.9)
-        .with_nesterov(true)
-        .with_weight_decay(1e-3)
-        .init_with_decay(&target, &mults, decays_weight)
-        .unwrap();
+    let mut optim = official_rep_sgd(&target, &mults, decays_weight);
     train(file, target, &mut optim)
 }
 
@@ -471,26 +438,6 @@ fn csla_with_the_official_groups_drifts_from_the_target() {
     // The README: a relative 5.3e-3 on the cheap kernels after 5 steps; observed here 5.33e-3
     // (largest over the 12 modules), against ≤ 1e-5 with φ decayed (the test above).
     assert!((5.0e-3..5.6e-3).contains(&drift), "drift {drift:e}");
-}
-
-/// Every float parameter and buffer by module path.
-fn state(model: &RepOptGhostNet) -> BTreeMap<String, TensorData> {
-    #[derive(Default)]
-    struct Collect(Vec<String>, BTreeMap<String, TensorData>);
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.1.insert(self.0.join("."), param.val().into_data());
-        }
-    }
-    let mut collect = Collect::default();
-    model.visit(&mut collect);
-    collect.1
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,40 +3,15 @@
 
 mod common;
 
-use burn::module::{Module, ParamGroup};
+use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use common::*;
-use repopt_core::{RepOptimizerConfig, RepSgdConfig, UpdateRule, param_infos};
 use repopt_models::weights::load_torch_tensors;
-use repopt_models::{BlockMode, RepOptVgg, RepOptVggHandler, VggScales, decays_weight};
+use repopt_models::{BlockMode, RepOptVgg, VggScales};
 
 const LR: f64 = 0.05;
-
-fn burn_sgd_with_official_decay(model: &RepOptVgg) -> ModuleOptimizer {
-    let momentum = Some(MomentumConfig {
-        momentum: 0.9,
-        dampening: 0.0,
-        nesterov: true,
-    });
-    let undecayed: Vec<String> = param_infos(model)
-        .into_iter()
-        .filter(|p| !decays_weight(p))
-        .map(|p| p.path)
-        .collect();
-    SgdConfig::new()
-        .with_momentum(momentum.clone())
-        .with_weight_decay(Some(WeightDecayConfig { penalty: 1e-3 }))
-        .init()
-        .with_group(
-            ParamGroup::from_paths(undecayed),
-            SgdConfig::new().with_momentum(momentum).build(),
-            None,
-        )
-}
 
 #[test]
 fn csla_and_target_with_repoptimizer_match_official_run() {
@@ -58,17 +33,7 @@ fn csla_and_target_with_repoptimizer_match_official_run() {
     .unwrap();
 
     // The Grad Mults come from the CSLA model's own (constant) scales.
-    let handler = RepOptVggHandler::new(VggScales::extract(&csla).unwrap());
-    let mults = handler
-        .grad_mults_for(&target, UpdateRule::Sgd, &device)
-        .unwrap();
-    let mut target_optim = RepSgdConfig::new()
-        .with_momentum(0.9)
-        .with_nesterov(true)
-        .with_weight_decay(1e-3)
-        .init_with_decay(&target, &mults, decays_weight)
-        .unwrap();
-    let mut csla_optim = burn_sgd_with_official_decay(&csla);
+    let (mut target_optim, mut csla_optim) = vgg_gr_and_csla_sgd(&target, &csla, &device);
 
     let x = Tensor::<4>::from_data(file.tensors["x"].clone(), &device);
     let labels = Tensor::<1, Int>::from_data(file.tensors["labels"].clone(), &device);
@@ -119,9 +84,9 @@ fn csla_and_target_with_repoptimizer_match_official_run() {
     let final_target = with_prefix(&file, "target_final");
     let reloaded: RepOptVgg =
         load_torch_tensors(config.init(&device), &final_target, true).unwrap();
-    let expected = torch_state(&reloaded);
+    let expected = state(&reloaded);
     // `valid()` synchronises the BN running statistics of the last forward pass.
-    let actual = torch_state(&target.valid());
+    let actual = state(&target.valid());
     assert_eq!(expected.len(), actual.len());
     for (key, expected) in &expected {
         let rel = rel_diff(&actual[key], expected);
@@ -140,25 +105,4 @@ fn csla_and_target_with_repoptimizer_match_official_run() {
         );
         assert!(equivalent.block(name).is_some());
     }
-}
-
-/// Every float parameter and buffer of `model`, by Burn path.
-fn torch_state(model: &RepOptVgg) -> std::collections::BTreeMap<String, TensorData> {
-    use burn::module::{ModuleVisitor, Param};
-    #[derive(Default)]
-    struct Collect(Vec<String>, std::collections::BTreeMap<String, TensorData>);
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.1.insert(self.0.join("."), param.val().into_data());
-        }
-    }
-    let mut collect = Collect::default();
-    model.visit(&mut collect);
-    collect.1
 }

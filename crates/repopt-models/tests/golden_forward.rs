@@ -68,18 +68,10 @@ fn check_forward(file_name: &str, mode: BlockMode) {
 fn state_dict(model: &RepOptVgg) -> std::collections::BTreeMap<String, burn::tensor::TensorData> {
     let mut out = std::collections::BTreeMap::new();
     for block in model.blocks() {
-        for (name, bn) in [
-            ("bn", &block.bn),
-            ("bn_3x3", &block.bn_3x3),
-            ("bn_1x1", &block.bn_1x1),
-            ("bn_identity", &block.bn_identity),
-        ] {
-            if let Some(bn) = bn {
-                let prefix = format!("{}.{name}", block.spec.name);
-                let (mean, var) = bn.running_stats();
-                out.insert(format!("{prefix}.running_mean"), mean.into_data());
-                out.insert(format!("{prefix}.running_var"), var.into_data());
-            }
+        for (prefix, bn) in block_bns(block) {
+            let (mean, var) = bn.running_stats();
+            out.insert(format!("{prefix}.running_mean"), mean.into_data());
+            out.insert(format!("{prefix}.running_var"), var.into_data());
         }
     }
     out

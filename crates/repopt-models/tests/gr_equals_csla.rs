@@ -4,14 +4,11 @@
 
 mod common;
 
-use burn::module::{Module, ParamGroup};
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::module::Module;
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, DeviceConfig, Distribution, FloatDType, Int, Tensor};
 use common::*;
-use repopt_core::{RepOptimizerConfig, RepSgdConfig, UpdateRule, param_infos};
-use repopt_models::{BlockMode, RepOptVggConfig, RepOptVggHandler, VggScales, decays_weight};
+use repopt_models::{BlockMode, RepOptVggConfig};
 
 #[test]
 fn gradient_reparameterisation_equals_csla_on_a_whole_model() {
@@ -46,34 +43,7 @@ fn gradient_reparameterisation_equals_csla_on_a_whole_model() {
         })
         .unwrap();
     let mut target = csla.equivalent_target().unwrap();
-    let handler = RepOptVggHandler::new(VggScales::extract(&csla).unwrap());
-    let mults = handler
-        .grad_mults_for(&target, UpdateRule::Sgd, &device)
-        .unwrap();
-    let mut target_optim = RepSgdConfig::new()
-        .with_nesterov(true)
-        .with_weight_decay(1e-3)
-        .init_with_decay(&target, &mults, decays_weight)
-        .unwrap();
-    let momentum = Some(MomentumConfig {
-        momentum: 0.9,
-        dampening: 0.0,
-        nesterov: true,
-    });
-    let undecayed: Vec<String> = param_infos(&csla)
-        .into_iter()
-        .filter(|p| !decays_weight(p))
-        .map(|p| p.path)
-        .collect();
-    let mut csla_optim = SgdConfig::new()
-        .with_momentum(momentum.clone())
-        .with_weight_decay(Some(WeightDecayConfig { penalty: 1e-3 }))
-        .init()
-        .with_group(
-            ParamGroup::from_paths(undecayed),
-            SgdConfig::new().with_momentum(momentum).build(),
-            None,
-        );
+    let (mut target_optim, mut csla_optim) = vgg_gr_and_csla_sgd(&target, &csla, &device);
     let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
     for _ in 0..20 {
         let x = Tensor::<4>::random([8, 3, 32, 32], Distribution::Default, &device);

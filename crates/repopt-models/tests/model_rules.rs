@@ -103,21 +103,13 @@ fn randomize_bns(model: RepOptVgg, device: &Device) -> RepOptVgg {
     }
     let mut state = std::collections::BTreeMap::new();
     for block in model.blocks() {
-        for (name, bn) in [
-            ("bn", &block.bn),
-            ("bn_3x3", &block.bn_3x3),
-            ("bn_1x1", &block.bn_1x1),
-            ("bn_identity", &block.bn_identity),
-        ] {
-            if let Some(bn) = bn {
-                let c = bn.weight.dims()[0];
-                let rand = |lo, hi| {
-                    Tensor::<1>::random([c], Distribution::Uniform(lo, hi), device).into_data()
-                };
-                let prefix = format!("{}.{name}", block.spec.name);
-                state.insert(format!("{prefix}.weight"), rand(0.5, 1.5));
-                state.insert(format!("{prefix}.bias"), rand(-0.2, 0.2));
-            }
+        for (prefix, bn) in block_bns(block) {
+            let c = bn.weight.dims()[0];
+            let rand = |lo, hi| {
+                Tensor::<1>::random([c], Distribution::Uniform(lo, hi), device).into_data()
+            };
+            state.insert(format!("{prefix}.weight"), rand(0.5, 1.5));
+            state.insert(format!("{prefix}.bias"), rand(-0.2, 0.2));
         }
     }
     repopt_models::weights::load_torch_tensors(model, &state, false).unwrap()

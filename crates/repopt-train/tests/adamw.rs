@@ -5,15 +5,11 @@ mod common;
 
 use std::path::Path;
 
-use repopt_models::{RepOptVggConfig, VggScales};
+use repopt_models::VggScales;
 
 /// A scales file for the 1-channel tiny model, with `negative` values of `s` below 0.
 fn scales_file(dir: &Path, negative: usize) -> String {
-    let arch = RepOptVggConfig::preset("tiny")
-        .unwrap()
-        .with_in_channels(1)
-        .with_num_classes(10);
-    let mut scales = VggScales::constant(&arch, 0.8);
+    let mut scales = VggScales::constant(&common::tiny_gray(), 0.8);
     let block = scales
         .blocks
         .iter_mut()
@@ -26,7 +22,7 @@ fn scales_file(dir: &Path, negative: usize) -> String {
 }
 
 fn train(data: &str, scales: &str, out: &Path, extra: &[&str]) -> std::process::Output {
-    let args = [
+    let mut args: Vec<String> = [
         "train",
         "--method",
         "repopt",
@@ -42,20 +38,13 @@ fn train(data: &str, scales: &str, out: &Path, extra: &[&str]) -> std::process::
         scales,
         "--preset",
         "tiny",
-        "--train-limit",
-        "256",
-        "--test-limit",
-        "128",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "64",
-        "--workers",
-        "0",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    common::repopt(&[&args[..], extra].concat())
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(common::short_run(256, 128, 1, 64));
+    args.extend(["--out", out.to_str().unwrap()].map(String::from));
+    args.extend(extra.iter().map(|a| a.to_string()));
+    common::repopt(&args)
 }
 
 #[test]

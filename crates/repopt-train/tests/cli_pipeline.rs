@@ -11,27 +11,6 @@ use repopt_core::param_infos;
 use repopt_models::VggScales;
 use repopt_train::RunRecord;
 
-/// The error message of a command that must fail.
-fn fails(args: &[&str]) -> String {
-    let output = common::repopt(args);
-    assert!(
-        !output.status.success(),
-        "repopt {} should fail",
-        args.join(" ")
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn top1(text: &str) -> f64 {
-    let at = text.find("top-1 ").expect("a top-1 figure") + 6;
-    text[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -43,26 +22,13 @@ fn hyper_search_extract_train_eval_on_fashion_mnist() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let hs = tmp.path().join("hs");
-    let common = [
-        "--data",
-        data,
-        "--preset",
-        "tiny",
-        "--train-limit",
-        "3000",
-        "--test-limit",
-        "1000",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "64",
-        "--workers",
-        "0",
-        "--lr",
-        "0.05",
-    ];
+    let mut shared: Vec<String> = ["--data", data, "--preset", "tiny"]
+        .map(String::from)
+        .to_vec();
+    shared.extend(common::short_run(3000, 1000, 1, 64));
+    shared.extend(["--lr", "0.05"].map(String::from));
     let mut args = vec!["hs"];
-    args.extend(common);
+    args.extend(shared.iter().map(String::as_str));
     args.extend(["--out", path_str(&hs)]);
     common::repopt_ok(&args);
     for file in [
@@ -103,7 +69,7 @@ fn hyper_search_extract_train_eval_on_fashion_mnist() {
         "--scales",
         path_str(&extracted),
     ];
-    args.extend(common);
+    args.extend(shared.iter().map(String::as_str));
     args.extend(["--out", path_str(&trained)]);
     let summary = common::repopt_ok(&args);
     assert!(
@@ -111,7 +77,7 @@ fn hyper_search_extract_train_eval_on_fashion_mnist() {
         "{summary}"
     );
     let report = common::repopt_ok(&["eval", "--run", path_str(&trained)]);
-    let accuracy = top1(&report);
+    let accuracy = common::top1(&report);
     assert!(
         accuracy > 30.0,
         "top-1 {accuracy} % is not clearly above chance (10 %)"
@@ -126,11 +92,7 @@ fn resumed_run_equals_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     // A scales artifact for the 1-channel tiny model: the resumed run rebuilds its Grad Mults
     // from it.
-    let arch = repopt_models::RepOptVggConfig::preset("tiny")
-        .unwrap()
-        .with_in_channels(1)
-        .with_num_classes(10);
-    let mut scales = VggScales::constant(&arch, 1.0);
+    let mut scales = VggScales::constant(&common::tiny_gray(), 1.0);
     for (i, block) in scales.blocks.iter_mut().enumerate() {
         block
             .conv
@@ -147,29 +109,12 @@ fn resumed_run_equals_uninterrupted_run() {
     let full = tmp.path().join("full");
     let args = |out: &Path, resume: bool| {
         let mut a: Vec<String> = [
-            "train",
-            "--method",
-            "repopt",
-            "--data",
-            data,
-            "--preset",
-            "tiny",
-            "--train-limit",
-            "640",
-            "--test-limit",
-            "200",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "64",
-            "--workers",
-            "0",
-            "--seed",
-            "3",
+            "train", "--method", "repopt", "--data", data, "--preset", "tiny", "--seed", "3",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        a.extend(common::short_run(640, 200, 2, 64));
         a.extend(["--scales".into(), path_str(&scales_path).into()]);
         a.extend(["--out".into(), path_str(out).into()]);
         if resume {
@@ -237,10 +182,9 @@ impl burn::module::ModuleVisitor for Collect<'_> {
 
 #[test]
 fn cifar10_jpeg_folder_trains_and_evaluates() {
-    let archive = common::cifar10_jpg_archive();
-    if !common::require_data(&archive, "CIFAR-10 JPEG archive cifar10-jpg.tar.gz") {
+    let Some(archive) = common::cifar10_jpg() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     // A real image folder: 30 test images per class, used as both splits.
     let test = common::extract_cifar10_subset(&archive, tmp.path(), "test", &["000", "001", "002"]);
@@ -278,7 +222,7 @@ fn bad_input_gives_clear_errors() {
     let out = tmp.path().join("out");
     let out = path_str(&out);
 
-    let err = fails(&[
+    let err = common::fails(&[
         "train",
         "--method",
         "plain",
@@ -298,7 +242,7 @@ fn bad_input_gives_clear_errors() {
             std::fs::write(dir.join("broken.jpg"), b"\xff\xd8\xff not really a jpeg").unwrap();
         }
     }
-    let err = fails(&[
+    let err = common::fails(&[
         "train",
         "--method",
         "plain",
@@ -332,7 +276,7 @@ fn bad_input_gives_clear_errors() {
             &images[..images.len() / 2],
         )
         .unwrap();
-        let err = fails(&[
+        let err = common::fails(&[
             "train",
             "--method",
             "plain",
@@ -344,13 +288,11 @@ fn bad_input_gives_clear_errors() {
         assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
 
         // Scales of another model: the block and both shapes are named.
-        let arch = repopt_models::RepOptVggConfig::preset("tiny")
-            .unwrap()
-            .with_in_channels(1)
-            .with_num_classes(10);
         let scales = tmp.path().join("tiny.safetensors");
-        VggScales::constant(&arch, 1.0).save(&scales).unwrap();
-        let err = fails(&[
+        VggScales::constant(&common::tiny_gray(), 1.0)
+            .save(&scales)
+            .unwrap();
+        let err = common::fails(&[
             "train",
             "--method",
             "repopt",
@@ -370,9 +312,9 @@ fn bad_input_gives_clear_errors() {
     }
 
     // Settings that contradict each other.
-    let err = fails(&["train", "--method", "repopt", "--data", ".", "--out", out]);
+    let err = common::fails(&["train", "--method", "repopt", "--data", ".", "--out", out]);
     assert!(err.contains("--scales"), "{err}");
-    let err = fails(&[
+    let err = common::fails(&[
         "train",
         "--method",
         "plain",
@@ -384,7 +326,7 @@ fn bad_input_gives_clear_errors() {
         out,
     ]);
     assert!(err.contains("hyper-search"), "{err}");
-    let err = fails(&["eval", "--run", path_str(tmp.path())]);
+    let err = common::fails(&["eval", "--run", path_str(tmp.path())]);
     assert!(err.contains("run.json"), "{err}");
 }
 
@@ -416,7 +358,7 @@ fn existing_checkpoints_are_never_overwritten() {
     ];
     common::repopt_ok(&args);
     let before = std::fs::read(out.join("checkpoint/model-1.bpk")).unwrap();
-    let err = fails(&args);
+    let err = common::fails(&args);
     assert!(err.contains("--resume"), "{err}");
     assert_eq!(
         std::fs::read(out.join("checkpoint/model-1.bpk")).unwrap(),

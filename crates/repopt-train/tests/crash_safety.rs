@@ -4,51 +4,35 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The run of every test here: three epochs of 80 batches, so that a kill lands mid-epoch.
 fn args(data: &str, out: &Path, resume: bool) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train",
-        "--method",
-        "repopt-ones",
-        "--data",
-        data,
-        "--preset",
-        "tiny",
-        "--width",
-        "0.25,0.25,0.25,0.25",
-        "--train-limit",
-        "2560",
-        "--test-limit",
-        "200",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "32",
-        "--workers",
-        "0",
-        "--seed",
-        "5",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.extend(["--out".into(), out.display().to_string()]);
+    let mut args = common::tiny_train("repopt-ones", data, [2560, 200, 3, 32], out);
+    args.extend(["--seed", "5"].map(String::from));
     if resume {
         args.push("--resume".into());
     }
     args
 }
 
-#[test]
-fn killed_mid_epoch_resumes_to_the_same_weights() {
-    let Some(data) = common::fashion_mnist() else {
-        return;
-    };
+/// The data, and a temporary folder holding the uninterrupted run `whole`, the reference of
+/// every test here; `None` when Fashion-MNIST is absent and that is allowed.
+fn uninterrupted() -> Option<(&'static str, tempfile::TempDir, PathBuf)> {
+    let data = common::fashion_mnist()?;
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
     common::repopt_ok(&args(data, &whole, false));
+    Some((data, tmp, whole))
+}
+
+#[test]
+fn killed_mid_epoch_resumes_to_the_same_weights() {
+    let Some((data, tmp, whole)) = uninterrupted() else {
+        return;
+    };
 
     let killed = tmp.path().join("killed");
     let mut child = Command::new(env!("CARGO_BIN_EXE_repopt"))
@@ -90,12 +74,9 @@ fn killed_mid_epoch_resumes_to_the_same_weights() {
 
 #[test]
 fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
-    let Some(data) = common::fashion_mnist() else {
+    let Some((data, tmp, whole)) = uninterrupted() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let whole = tmp.path().join("whole");
-    common::repopt_ok(&args(data, &whole, false));
 
     // Epochs 2 and 3 are kept; truncate epoch 3's optimizer file, as a full disk would.
     let damaged = tmp.path().join("damaged");

@@ -3,61 +3,27 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 
 #[test]
 fn exported_models_compute_what_the_trained_ones_do() {
-    let data = common::FASHION_MNIST_DIR;
-    if !common::require_data(
-        Path::new(data),
-        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
-    ) {
+    let Some(data) = common::fashion_mnist() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let device = Device::flex();
     for method in ["repvgg", "repopt-ones"] {
         let run = tmp.path().join(method);
-        let status = Command::new(env!("CARGO_BIN_EXE_repopt"))
-            .args([
-                "train",
-                "--method",
-                method,
-                "--data",
-                data,
-                "--preset",
-                "tiny",
-                "--width",
-                "0.25,0.25,0.25,0.25",
-                "--train-limit",
-                "512",
-                "--test-limit",
-                "100",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "32",
-                "--workers",
-                "0",
-                "--out",
-            ])
-            .arg(&run)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        common::repopt_ok(&common::tiny_train(method, data, [512, 100, 1, 32], &run));
         let out = tmp.path().join(format!("{method}.bpk"));
-        let status = Command::new(env!("CARGO_BIN_EXE_repopt"))
-            .args(["export", "--run"])
-            .arg(&run)
-            .arg("--out")
-            .arg(&out)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        common::repopt_ok(&[
+            "export",
+            "--run",
+            run.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
 
         let (card, deployed) = repopt_train::export::load(&out, &device).unwrap();
         assert_eq!(card.architecture.mode, repopt_models::BlockMode::Deploy);

@@ -16,22 +16,13 @@ fn ghostnet_args(command: &str, data: &str, out: &Path, extra: &[&str]) -> Vec<S
         "ghostnet",
         "--data",
         data,
-        "--train-limit",
-        "512",
-        "--test-limit",
-        "256",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "64",
-        "--workers",
-        "0",
         "--out",
         out.to_str().unwrap(),
     ]
     .iter()
     .map(|a| a.to_string())
     .collect();
+    args.extend(common::short_run(512, 256, 1, 64));
     args.extend(extra.iter().map(|a| a.to_string()));
     args
 }
@@ -43,11 +34,14 @@ fn outcome_top1(out: &Path) -> f64 {
     outcome["test"]["top1"].as_f64().unwrap()
 }
 
+/// The parsed `run.json` of a run folder.
+fn run_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap()
+}
+
 /// The one-line error of a refused command.
 fn refused(args: &[String]) -> String {
-    let output = common::repopt(args);
-    assert!(!output.status.success(), "accepted: {args:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stderr = common::fails(args);
     assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
     stderr
 }
@@ -72,8 +66,7 @@ fn repopt_from_the_released_scales_trains_and_evaluates() {
     assert!(out.join("model.bpk").is_file());
     let top1 = outcome_top1(&out);
     assert!(top1.is_finite() && (0.0..=100.0).contains(&top1));
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let record = run_json(&out);
     assert_eq!(record["config"]["model"], "ghostnet");
     assert_eq!(record["config"]["preset"], "0_5x");
     let recorded: RepOptGhostNetConfig =
@@ -123,8 +116,7 @@ fn the_repghost_baseline_trains_and_evaluates_fused() {
         eval.contains(&format!("top-1 {top1:.2} %")),
         "{eval} vs {top1}"
     );
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let record = run_json(&out);
     assert_eq!(record["architecture"]["mode"], "Rep");
 }
 
@@ -231,8 +223,7 @@ fn the_other_methods_train() {
         }
         let stdout = common::repopt_ok(&ghostnet_args("train", data, &out, &extra));
         assert!(stdout.contains(&format!("{method} finished")), "{stdout}");
-        let record: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+        let record = run_json(&out);
         assert_eq!(record["architecture"]["mode"], mode, "{method}");
         assert!(outcome_top1(&out).is_finite());
     }

@@ -7,28 +7,11 @@ use std::path::Path;
 
 /// A one-epoch run on 128 Fashion-MNIST images, with `flags` before the subcommand.
 fn train(data: &str, out: &Path, flags: &[&str]) -> std::process::Output {
+    let run = common::short_run(128, 64, 1, 32);
     let mut args: Vec<&str> = flags.to_vec();
-    args.extend([
-        "train",
-        "--data",
-        data,
-        "--preset",
-        "tiny",
-        "--train-limit",
-        "128",
-        "--test-limit",
-        "64",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-        "--workers",
-        "0",
-        "--method",
-        "plain",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    args.extend(["train", "--data", data, "--preset", "tiny"]);
+    args.extend(run.iter().map(String::as_str));
+    args.extend(["--method", "plain", "--out", out.to_str().unwrap()]);
     let output = common::repopt(&args);
     assert!(output.status.success(), "repopt {args:?} failed");
     output

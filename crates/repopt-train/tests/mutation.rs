@@ -708,37 +708,17 @@ fn fixtures_dir() -> PathBuf {
 fn run_dir() -> Option<&'static Path> {
     static RUN: OnceLock<Option<PathBuf>> = OnceLock::new();
     RUN.get_or_init(|| {
-        let data = Path::new(common::FASHION_MNIST_DIR);
-        if !common::require_data(data, "Fashion-MNIST (Debian's dataset-fashion-mnist)") {
-            return None;
-        }
+        let data = common::fashion_mnist()?;
         let out = fixtures_dir().join("run");
         let _ = fs::remove_dir_all(&out);
         fs::create_dir_all(fixtures_dir()).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_repopt"))
-            .args([
-                "train",
-                "--method",
+            .args(common::tiny_train(
                 "repopt-ones",
-                "--data",
-                common::FASHION_MNIST_DIR,
-                "--preset",
-                "tiny",
-                "--width",
-                "0.25,0.25,0.25,0.25",
-                "--train-limit",
-                "256",
-                "--test-limit",
-                "64",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "64",
-                "--workers",
-                "0",
-                "--out",
-            ])
-            .arg(&out)
+                data,
+                [256, 64, 1, 64],
+                &out,
+            ))
             .output()
             .expect("run the repopt binary");
         assert!(
@@ -759,10 +739,7 @@ fn cifar_images() -> Option<&'static [EncodedAndDecoded]> {
     static IMAGES: OnceLock<Option<Vec<EncodedAndDecoded>>> = OnceLock::new();
     IMAGES
         .get_or_init(|| {
-            let archive = common::cifar10_jpg_archive();
-            if !common::require_data(&archive, "CIFAR-10 JPEG archive") {
-                return None;
-            }
+            let archive = common::cifar10_jpg()?;
             let dest = fixtures_dir().join("cifar");
             let _ = fs::remove_dir_all(&dest);
             let test = common::extract_cifar10_subset(&archive, &dest, "test", &["0000", "0001"]);
@@ -1897,11 +1874,7 @@ fn burnpack_checkpoint_mutations() {
         &mut |_, bytes| {
             fs::write(&path, bytes).unwrap();
             let mut out = Vec::new();
-            if let Some(r) = noted(&mut out, <ModuleRecord as Checkpoint>::load(path.clone()))
-                && let Some(b) = noted(&mut out, r.checkpoint_into_bytes())
-            {
-                noted(&mut out, ModuleRecord::from_bytes(b));
-            }
+            load_and_round_trip::<ModuleRecord>(&mut out, &path);
             named(
                 &mut out,
                 &[&path],
@@ -1912,59 +1885,46 @@ fn burnpack_checkpoint_mutations() {
     );
 }
 
+/// Loads the checkpoint record at `path` as `R` and round-trips it through its bytes (read
+/// lazily from the file), noting every error.
+fn load_and_round_trip<R: Checkpoint>(out: &mut Outcome, path: &Path) {
+    if let Some(r) = noted(out, R::load(path.to_path_buf()))
+        && let Some(b) = noted(out, r.checkpoint_into_bytes())
+    {
+        noted(out, R::checkpoint_from_bytes(b));
+    }
+}
+
+/// Fuzzes `loader`, the [`load_and_round_trip`] of the checkpoint record `file` of the real run,
+/// with `cases` mutations.
+fn fuzz_checkpoint_record<R: Checkpoint>(loader: &str, file: &str, cases: usize) {
+    let Some(run) = run_dir() else { return };
+    let target = burnpack_target(file, fs::read(run.join(file)).unwrap(), cases);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(Path::new(file).file_name().unwrap());
+    fuzz(loader, &[target], &mut |_, bytes| {
+        fs::write(&path, bytes).unwrap();
+        let mut out = Vec::new();
+        load_and_round_trip::<R>(&mut out, &path);
+        out
+    });
+}
+
 #[test]
 fn burnpack_optimizer_mutations() {
-    let Some(run) = run_dir() else { return };
-    let target = burnpack_target(
-        "checkpoint/optim-1.bpk",
-        fs::read(run.join("checkpoint/optim-1.bpk")).unwrap(),
-        400,
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("optim-1.bpk");
-    fuzz(
+    fuzz_checkpoint_record::<OptimizerRecord>(
         "optimizer record (OptimizerRecord as Checkpoint)",
-        &[target],
-        &mut |_, bytes| {
-            fs::write(&path, bytes).unwrap();
-            let mut out = Vec::new();
-            if let Some(r) = noted(
-                &mut out,
-                <OptimizerRecord as Checkpoint>::load(path.clone()),
-            ) && let Some(b) = noted(&mut out, r.checkpoint_into_bytes())
-            {
-                noted(&mut out, OptimizerRecord::from_bytes(b));
-            }
-            out
-        },
+        "checkpoint/optim-1.bpk",
+        400,
     );
 }
 
 #[test]
 fn burnpack_scheduler_mutations() {
-    let Some(run) = run_dir() else { return };
-    let target = burnpack_target(
-        "checkpoint/scheduler-1.bpk",
-        fs::read(run.join("checkpoint/scheduler-1.bpk")).unwrap(),
-        1000,
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("scheduler-1.bpk");
-    fuzz(
+    fuzz_checkpoint_record::<LrSchedulerRecord>(
         "LR scheduler record (LrSchedulerRecord as Checkpoint)",
-        &[target],
-        &mut |_, bytes| {
-            fs::write(&path, bytes).unwrap();
-            let mut out = Vec::new();
-            if let Some(r) = noted(
-                &mut out,
-                <LrSchedulerRecord as Checkpoint>::load(path.clone()),
-            ) && let Some(b) = noted(&mut out, r.checkpoint_into_bytes())
-            {
-                noted(&mut out, LrSchedulerRecord::from_bytes(b));
-            }
-            out
-        },
+        "checkpoint/scheduler-1.bpk",
+        1000,
     );
 }
 

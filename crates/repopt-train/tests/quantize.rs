@@ -7,40 +7,14 @@ use std::path::Path;
 
 #[test]
 fn trained_runs_quantize_and_evaluate_under_every_scheme() {
-    let data = common::FASHION_MNIST_DIR;
-    if !common::require_data(
-        Path::new(data),
-        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
-    ) {
+    let Some(data) = common::fashion_mnist() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     for method in ["repvgg", "plain"] {
         let run = tmp.path().join(method);
+        common::repopt_ok(&common::tiny_train(method, data, [1024, 500, 1, 32], &run));
         let run = run.to_str().unwrap();
-        common::repopt_ok(&[
-            "train",
-            "--method",
-            method,
-            "--data",
-            data,
-            "--preset",
-            "tiny",
-            "--width",
-            "0.25,0.25,0.25,0.25",
-            "--train-limit",
-            "1024",
-            "--test-limit",
-            "500",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "32",
-            "--workers",
-            "0",
-            "--out",
-            run,
-        ]);
         let table = common::repopt_ok(&["quantize", "--run", run, "--calibration-images", "64"]);
         assert!(
             table.contains("per channel") && table.contains("percentile 99.99"),

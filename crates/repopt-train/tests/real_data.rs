@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::tensor::Device;
+use burn::tensor::{Device, Element, TensorData};
 use repopt_train::data::transform::{self, CIFAR_MEAN, CIFAR_STD, Fit};
 use repopt_train::data::{
     CIFAR10_CLASSES, CifarDataset, CifarKind, IdxDataset, ImageBatcher, ImageFolder,
@@ -19,16 +19,18 @@ use repopt_train::data::{
 /// Extracts files `0000`–`0004` of each test class; `None` when the archive is absent and
 /// that is allowed.
 fn cifar_subset(tmp: &tempfile::TempDir) -> Option<PathBuf> {
-    let archive = common::cifar10_jpg_archive();
-    if !common::require_data(&archive, "CIFAR-10 JPEG archive cifar10-jpg.tar.gz") {
-        return None;
-    }
+    let archive = common::cifar10_jpg()?;
     Some(common::extract_cifar10_subset(
         &archive,
         tmp.path(),
         "test",
         &["0000", "0001", "0002", "0003", "0004"],
     ))
+}
+
+/// The values of `data`, as `E`.
+fn values<E: Element>(data: TensorData) -> Vec<E> {
+    data.convert::<E>().try_into_vec().unwrap()
 }
 
 fn all_items(ds: &impl Dataset<ImageItem>) -> Vec<ImageItem> {
@@ -76,24 +78,14 @@ fn cifar10_jpeg_folder_classes_labels_shapes_and_batch() {
     let batch = ImageBatcher::new(Normalize::cifar()).batch(items[..8].to_vec(), &device);
     assert_eq!(batch.images.dims(), [8, 3, 32, 32]);
     assert_eq!(batch.targets.dims(), [8]);
-    let targets: Vec<i64> = batch
-        .targets
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec()
-        .unwrap();
+    let targets: Vec<i64> = values(batch.targets.into_data());
     assert_eq!(targets, vec![0, 0, 0, 0, 0, 1, 1, 1]);
-    let values: Vec<f32> = batch
-        .images
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .unwrap();
+    let pixels: Vec<f32> = values(batch.images.into_data());
     for (n, item) in items[..8].iter().enumerate() {
         for (c, (m, s)) in CIFAR_MEAN.iter().zip(CIFAR_STD).enumerate() {
             for (y, x) in [(0, 0), (5, 17), (31, 31)] {
                 let expected = (f32::from(item.at(y, x, c)) / 255.0 - m) / s;
-                let got = values[((n * 3 + c) * 32 + y) * 32 + x];
+                let got = pixels[((n * 3 + c) * 32 + y) * 32 + x];
                 assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
             }
         }
@@ -149,14 +141,17 @@ fn cifar10_loaders_shuffle_augment_and_cover_the_set() {
         num_workers: 2,
         seed: 7,
     };
+    let cifar_train_loader = |options: &LoaderOptions| {
+        train_loader(
+            folder.clone(),
+            transform::cifar_train(),
+            Normalize::cifar(),
+            options,
+            &device,
+        )
+    };
     // Multi-threaded train loader: every item once per epoch, right shapes.
-    let loader = train_loader(
-        folder.clone(),
-        transform::cifar_train(),
-        Normalize::cifar(),
-        &options,
-        &device,
-    );
+    let loader = cifar_train_loader(&options);
     assert_eq!(loader.num_items(), 50);
     for _epoch in 0..2 {
         let mut counts = BTreeMap::new();
@@ -166,12 +161,7 @@ fn cifar10_loaders_shuffle_augment_and_cover_the_set() {
             let [b, c, h, w] = batch.images.dims();
             assert_eq!((c, h, w), (3, 32, 32));
             n += b;
-            let t: Vec<i64> = batch
-                .targets
-                .into_data()
-                .convert::<i64>()
-                .try_into_vec()
-                .unwrap();
+            let t: Vec<i64> = values(batch.targets.into_data());
             for l in t {
                 *counts.entry(l).or_insert(0) += 1;
             }
@@ -188,22 +178,11 @@ fn cifar10_loaders_shuffle_augment_and_cover_the_set() {
             num_workers: 0,
             seed,
         };
-        let loader = train_loader(
-            folder.clone(),
-            transform::cifar_train(),
-            Normalize::cifar(),
-            &options,
-            &device,
-        );
+        let loader = cifar_train_loader(&options);
         (0..2)
             .map(|_| {
                 let batch = loader.iter().next().unwrap().unwrap();
-                batch
-                    .images
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .unwrap()
+                values::<f32>(batch.images.into_data())
             })
             .collect::<Vec<_>>()
     };
@@ -227,12 +206,7 @@ fn cifar10_loaders_shuffle_augment_and_cover_the_set() {
         &device,
     );
     let batch = eval.iter().next().unwrap().unwrap();
-    let t: Vec<i64> = batch
-        .targets
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec()
-        .unwrap();
+    let t: Vec<i64> = values(batch.targets.into_data());
     assert_eq!(t, (0..50).map(|i| i / 5).collect::<Vec<i64>>());
 }
 

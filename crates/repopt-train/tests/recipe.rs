@@ -181,10 +181,9 @@ fn mixed_folder(archive: &Path, dest: &Path) -> PathBuf {
 /// the augmentation it used.
 #[test]
 fn mixed_size_image_folder_trains_at_any_size() {
-    let archive = common::cifar10_jpg_archive();
-    if !common::require_data(&archive, "CIFAR-10 JPEG archive cifar10-jpg.tar.gz") {
+    let Some(archive) = common::cifar10_jpg() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let data = mixed_folder(&archive, tmp.path());
     for size in ["40", "72"] {
@@ -195,33 +194,10 @@ fn mixed_size_image_folder_trains_at_any_size() {
         } else {
             &[]
         };
-        let output = common::repopt(
-            &[
-                &[
-                    "train",
-                    "--method",
-                    "plain",
-                    "--data",
-                    data.to_str().unwrap(),
-                    "--image-size",
-                    size,
-                    "--preset",
-                    "tiny",
-                    "--width",
-                    "0.25,0.25,0.25,0.25",
-                    "--epochs",
-                    "1",
-                    "--batch-size",
-                    "16",
-                    "--workers",
-                    "0",
-                    "--out",
-                    out.to_str().unwrap(),
-                ],
-                augment,
-            ]
-            .concat(),
-        );
+        let mut args = common::tiny_train_folder("plain", &data, 16, &out);
+        args.extend(["--image-size", size].map(String::from));
+        args.extend(augment.iter().map(|a| a.to_string()));
+        let output = common::repopt(&args);
         assert!(output.status.success(), "--image-size {size} failed");
         let eval = common::repopt(&["eval", "--run", out.to_str().unwrap()]);
         assert!(eval.status.success(), "eval at {size} failed");
@@ -235,42 +211,25 @@ fn mixed_size_image_folder_trains_at_any_size() {
 /// refuses any clipping.
 #[test]
 fn clipping_is_for_the_hyper_search_only() {
-    let data = common::FASHION_MNIST_DIR;
-    if !common::require_data(
-        Path::new(data),
-        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
-    ) {
+    let Some(data) = common::fashion_mnist() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
-    let common_args = [
-        "--data",
-        data,
-        "--preset",
-        "tiny",
-        "--width",
-        "0.25,0.25,0.25,0.25",
-        "--train-limit",
-        "256",
-        "--test-limit",
-        "64",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "64",
-        "--workers",
-        "0",
-        "--clip-grad-norm",
-        "5",
-    ];
+    let mut common_args: Vec<String> = ["--data", data]
+        .into_iter()
+        .chain(common::TINY_QUARTER)
+        .map(String::from)
+        .collect();
+    common_args.extend(common::short_run(256, 64, 1, 64));
+    common_args.extend(["--clip-grad-norm", "5"].map(String::from));
     let hs = tmp.path().join("hs");
     let mut args = vec!["hs"];
-    args.extend(common_args);
+    args.extend(common_args.iter().map(String::as_str));
     args.extend(["--out", hs.to_str().unwrap()]);
     assert!(common::repopt(&args).status.success());
     assert!(hs.join("scales-initial.safetensors").is_file());
     let mut args = vec!["train", "--method", "repopt-ones"];
-    args.extend(common_args);
+    args.extend(common_args.iter().map(String::as_str));
     let out = tmp.path().join("refused");
     args.extend(["--out", out.to_str().unwrap()]);
     let refused = common::repopt(&args);

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::path::Path;
-
 /// The one-line error of a command that must fail before any training.
 fn refused(extra: &[&str]) -> String {
     let tmp = tempfile::tempdir().unwrap();
@@ -21,13 +19,11 @@ fn refused(extra: &[&str]) -> String {
         out.to_str().unwrap(),
     ];
     args.extend(extra);
-    let output = common::repopt(&args);
-    assert!(!output.status.success(), "{extra:?} should be refused");
+    let stderr = common::fails(&args);
     assert!(
         !out.join("checkpoint").exists(),
         "{extra:?} started training"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
@@ -35,10 +31,7 @@ fn refused(extra: &[&str]) -> String {
 
 #[test]
 fn impossible_settings_are_refused_naming_the_flag() {
-    if !common::require_data(
-        Path::new(common::FASHION_MNIST_DIR),
-        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
-    ) {
+    if common::fashion_mnist().is_none() {
         return;
     }
     for (flags, named) in [
@@ -80,10 +73,9 @@ fn large_learning_rates_are_allowed() {
 /// A two-class image folder (cats vs dogs) trains and evaluates: top-5 is not reported there.
 #[test]
 fn two_classes_train_without_a_top5_metric() {
-    let archive = common::cifar10_jpg_archive();
-    if !common::require_data(&archive, "CIFAR-10 JPEG archive cifar10-jpg.tar.gz") {
+    let Some(archive) = common::cifar10_jpg() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let test = common::extract_cifar10_subset(&archive, tmp.path(), "test", &["00"]);
     let root = tmp.path().join("cats-dogs");
@@ -93,25 +85,7 @@ fn two_classes_train_without_a_top5_metric() {
         }
     }
     let out = tmp.path().join("run");
-    let output = common::repopt(&[
-        "train",
-        "--method",
-        "plain",
-        "--data",
-        root.to_str().unwrap(),
-        "--preset",
-        "tiny",
-        "--width",
-        "0.25,0.25,0.25,0.25",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--workers",
-        "0",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = common::repopt(&common::tiny_train_folder("plain", &root, 16, &out));
     assert!(output.status.success());
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert!(csv.contains("valid_top1") && !csv.contains("top5"), "{csv}");

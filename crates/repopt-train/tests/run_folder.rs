@@ -25,42 +25,14 @@ fn test_curve(run: &Path) -> Vec<(usize, f64)> {
 
 #[test]
 fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
-    let data = common::FASHION_MNIST_DIR;
-    if !common::require_data(
-        Path::new(data),
-        "Fashion-MNIST (apt-get install dataset-fashion-mnist)",
-    ) {
+    let Some(data) = common::fashion_mnist() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
-    common::repopt_ok(&[
-        "train",
-        "--method",
-        "plain",
-        "--data",
-        data,
-        "--preset",
-        "tiny",
-        "--width",
-        "0.25,0.25,0.25,0.25",
-        "--train-limit",
-        "1024",
-        "--test-limit",
-        "300",
-        "--epochs",
-        "4",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.05",
-        "--workers",
-        "0",
-        "--seed",
-        "9",
-        "--out",
-        path(&whole),
-    ]);
+    let mut args = common::tiny_train("plain", data, [1024, 300, 4, 32], &whole);
+    args.extend(["--lr", "0.05", "--seed", "9"].map(String::from));
+    common::repopt_ok(&args);
 
     // The best epoch's checkpoint is kept beside the last two, and `eval --best` scores it.
     let curve = test_curve(&whole);
@@ -77,13 +49,7 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
     }
     let report = common::repopt_ok(&["eval", "--run", path(&whole), "--best"]);
     assert!(report.contains(&format!("best epoch: {best}")), "{report}");
-    let at = report.find("top-1 ").unwrap() + 6;
-    let top1: f64 = report[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let top1 = common::top1(&report);
     assert!((top1 - best_top1).abs() < 0.01, "{top1} vs {best_top1}");
 
     // Interrupted after epoch 3: `--resume DIR` alone finishes it, bit for bit.

@@ -1,12 +1,25 @@
+//! Shared helpers of the integration tests: the golden files, the shared data folder, the tiny
+//! model, comparing tensors, reading a model's state, and the official SGD setup.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use burn::tensor::{Device, TensorData};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Tensor, TensorData};
 use repopt_core::tensor_io::TensorFile;
-use repopt_models::RepOptVggConfig;
+use repopt_core::{
+    GradMults, ParamInfo, RepOptimizerConfig, RepSgdConfig, UpdateRule, param_infos,
+};
+use repopt_models::{
+    BatchNorm2d, RepOptVgg, RepOptVggBlock, RepOptVggConfig, RepOptVggHandler, VggScales,
+    decays_weight,
+};
 
+/// The golden file `fixtures/golden/<name>` of the project, and its path.
 pub fn golden(name: &str) -> (TensorFile, PathBuf) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/golden")
@@ -79,4 +92,98 @@ pub fn with_prefix(file: &TensorFile, prefix: &str) -> BTreeMap<String, TensorDa
 
 pub fn vec_f32(data: &TensorData) -> Vec<f32> {
     data.clone().convert::<f32>().try_to_vec().unwrap()
+}
+
+/// Every float parameter and buffer of `model` by module path (`stage1.0.bn.running_mean`), as
+/// the official state dict names them.
+pub fn state<M: Module>(model: &M) -> BTreeMap<String, TensorData> {
+    #[derive(Default)]
+    struct Collect(Vec<String>, BTreeMap<String, TensorData>);
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.1.insert(self.0.join("."), param.val().into_data());
+        }
+    }
+    let mut collect = Collect::default();
+    model.visit(&mut collect);
+    collect.1
+}
+
+/// The BNs a RepOpt-VGG block has in its mode, under their PyTorch names (`stage1.0.bn_3x3`).
+pub fn block_bns(block: &RepOptVggBlock) -> Vec<(String, &BatchNorm2d)> {
+    [
+        ("bn", &block.bn),
+        ("bn_3x3", &block.bn_3x3),
+        ("bn_1x1", &block.bn_1x1),
+        ("bn_identity", &block.bn_identity),
+    ]
+    .into_iter()
+    .filter_map(|(name, bn)| {
+        bn.as_ref()
+            .map(|bn| (format!("{}.{name}", block.spec.name), bn))
+    })
+    .collect()
+}
+
+/// Burn's SGD set up as the official training: Nesterov momentum 0.9, weight decay 1e-3 on the
+/// parameters `decays` selects and none on the others (a group of their own).
+pub fn official_sgd<M: Module>(model: &M, decays: fn(&ParamInfo) -> bool) -> ModuleOptimizer {
+    let momentum = Some(MomentumConfig {
+        momentum: 0.9,
+        dampening: 0.0,
+        nesterov: true,
+    });
+    let undecayed: Vec<String> = param_infos(model)
+        .into_iter()
+        .filter(|p| !decays(p))
+        .map(|p| p.path)
+        .collect();
+    SgdConfig::new()
+        .with_momentum(momentum.clone())
+        .with_weight_decay(Some(WeightDecayConfig { penalty: 1e-3 }))
+        .init()
+        .with_group(
+            ParamGroup::from_paths(undecayed),
+            SgdConfig::new().with_momentum(momentum).build(),
+            None,
+        )
+}
+
+/// The RepOptimizer's SGD with the Grad Mults `mults`, set up as the official training: Nesterov
+/// momentum 0.9, weight decay 1e-3 on the parameters `decays` selects.
+pub fn official_rep_sgd<M: Module>(
+    model: &M,
+    mults: &GradMults,
+    decays: fn(&ParamInfo) -> bool,
+) -> ModuleOptimizer {
+    RepSgdConfig::new()
+        .with_momentum(0.9)
+        .with_nesterov(true)
+        .with_weight_decay(1e-3)
+        .init_with_decay(model, mults, decays)
+        .unwrap()
+}
+
+/// The two optimizers of GR = CSLA on RepOpt-VGG, as the official training sets them up:
+/// `(target's, csla's)`. The target trains with [`official_rep_sgd`], its Grad Mults from the
+/// CSLA model's own scales; the CSLA model with Burn's [`official_sgd`].
+pub fn vgg_gr_and_csla_sgd(
+    target: &RepOptVgg,
+    csla: &RepOptVgg,
+    device: &Device,
+) -> (ModuleOptimizer, ModuleOptimizer) {
+    let handler = RepOptVggHandler::new(VggScales::extract(csla).unwrap());
+    let mults = handler
+        .grad_mults_for(target, UpdateRule::Sgd, device)
+        .unwrap();
+    (
+        official_rep_sgd(target, &mults, decays_weight),
+        official_sgd(csla, decays_weight),
+    )
 }

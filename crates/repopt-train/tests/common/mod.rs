@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: locating the real data, loud absence rule,
-//! extracting a small CIFAR-10 JPEG subset.
+//! extracting a small CIFAR-10 JPEG subset, the command lines of short training runs, running
+//! `repopt` and reading what it reports.
 #![allow(dead_code)]
 
 use std::fs::File;
@@ -45,6 +46,12 @@ pub fn require_data(path: &Path, what: &str) -> bool {
 /// The CIFAR-10 JPEG archive (`cifar10-jpg/{train,test}/<class>/NNNN.jpg`).
 pub fn cifar10_jpg_archive() -> PathBuf {
     shared_dir().join("data/cifar10-jpg.tar.gz")
+}
+
+/// The CIFAR-10 JPEG archive, if there (a missing one fails loudly unless allowed).
+pub fn cifar10_jpg() -> Option<PathBuf> {
+    let archive = cifar10_jpg_archive();
+    require_data(&archive, "CIFAR-10 JPEG archive cifar10-jpg.tar.gz").then_some(archive)
 }
 
 /// The Fashion-MNIST folder of Debian's `dataset-fashion-mnist`.
@@ -170,4 +177,117 @@ pub fn fashion_mnist() -> Option<&'static str> {
 pub fn ghostnet_released_scales() -> Option<PathBuf> {
     let path = shared_dir().join("official_scales/RepOptGhostNet_0_5x_scales.pth");
     require_data(&path, "the released RepOpt-GhostNet 0.5x scales").then_some(path)
+}
+
+/// The stderr of a `repopt` command that must fail (the test fails if it succeeds).
+pub fn fails<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let output = repopt(args);
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !output.status.success(),
+        "repopt {} should fail",
+        shown.join(" ")
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The figure after `top-1 ` in a report of `repopt` (the accuracy, in %).
+pub fn top1(report: &str) -> f64 {
+    let at = report.find("top-1 ").expect("a top-1 figure") + 6;
+    report[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `--preset tiny --width 0.25,0.25,0.25,0.25`: the tiny RepOpt-VGG at a quarter of its width,
+/// the smallest model the tests train.
+pub const TINY_QUARTER: [&str; 4] = ["--preset", "tiny", "--width", "0.25,0.25,0.25,0.25"];
+
+/// `--train-limit TRAIN --test-limit TEST --epochs EPOCHS --batch-size BATCH --workers 0`: how
+/// much a short training run reads and trains, its images loaded on the main thread.
+pub fn short_run(
+    train_limit: usize,
+    test_limit: usize,
+    epochs: usize,
+    batch_size: usize,
+) -> Vec<String> {
+    [
+        "--train-limit",
+        &train_limit.to_string(),
+        "--test-limit",
+        &test_limit.to_string(),
+        "--epochs",
+        &epochs.to_string(),
+        "--batch-size",
+        &batch_size.to_string(),
+        "--workers",
+        "0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `repopt train --method METHOD --data DATA` of the [`TINY_QUARTER`] model, sized by
+/// [`short_run`] with `[train_limit, test_limit, epochs, batch_size]`, written to `--out OUT`.
+/// More flags may be appended.
+pub fn tiny_train(method: &str, data: &str, size: [usize; 4], out: &Path) -> Vec<String> {
+    let [train_limit, test_limit, epochs, batch_size] = size;
+    let mut args: Vec<String> = ["train", "--method", method, "--data", data]
+        .into_iter()
+        .chain(TINY_QUARTER)
+        .map(String::from)
+        .collect();
+    args.extend(short_run(train_limit, test_limit, epochs, batch_size));
+    args.extend(["--out".into(), out.to_str().unwrap().into()]);
+    args
+}
+
+/// `repopt train --method METHOD --data FOLDER` of the [`TINY_QUARTER`] model: one epoch over a
+/// whole (small) image folder in batches of `batch_size`, written to `--out OUT`. More flags may
+/// be appended.
+pub fn tiny_train_folder(
+    method: &str,
+    folder: &Path,
+    batch_size: usize,
+    out: &Path,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        "--method",
+        method,
+        "--data",
+        folder.to_str().unwrap(),
+    ]
+    .into_iter()
+    .chain(TINY_QUARTER)
+    .map(String::from)
+    .collect();
+    args.extend(
+        [
+            "--epochs",
+            "1",
+            "--batch-size",
+            &batch_size.to_string(),
+            "--workers",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    args
+}
+
+/// The tiny RepOpt-VGG (full width) for Fashion-MNIST: one input channel, ten classes.
+pub fn tiny_gray() -> repopt_models::RepOptVggConfig {
+    repopt_models::RepOptVggConfig::preset("tiny")
+        .unwrap()
+        .with_in_channels(1)
+        .with_num_classes(10)
 }
