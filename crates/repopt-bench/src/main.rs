@@ -42,8 +42,8 @@ struct MeasureArgs {
     /// Width multipliers of stages 1–4 replacing the preset's: four comma-separated numbers.
     #[arg(long, value_parser = parse_width)]
     width: Option<[f32; 4]>,
-    /// What to time: train-repopt, train-repopt-dense, train-sgd, train-repvgg, train-hs, infer-target,
-    /// infer-target-fused, infer-repvgg-fused, infer-repvgg-unfused.
+    /// What to time: train-repopt, train-repopt-dense, train-sgd, train-repvgg, train-hs,
+    /// infer-target, infer-target-fused, infer-repvgg-fused, infer-repvgg-unfused.
     #[arg(long)]
     mode: Mode,
     /// Height and width of the 3-channel input.
