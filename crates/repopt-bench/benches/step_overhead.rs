@@ -636,13 +636,13 @@ fn print_summary(timings: &Timings, sizes: &Sizes) {
             show(timings.paired(id, base, |t, b| t / b), "", 1.0),
         );
     }
-    let overhead = timings.paired(REP_SGD_HOST, BURN_SGD, |t, b| t - b);
+    let overhead = timings.paired(REP_SGD_HOST, REP_SGD_NO_MULTS, |t, b| t - b);
     let train = timings
         .paired(TRAIN_BURN_SGD, TRAIN_BURN_SGD, |t, _| t)
         .or(timings.criterion_median(TRAIN_BURN_SGD));
     if let (Some(overhead), Some(train)) = (overhead, train) {
         println!(
-            "Grad Mult overhead (paired median of RepSgd with mults − Burn SGD): {:.2} ms = {:.2} % of an A0 \
+            "Grad Mult overhead (paired median of RepSgd with mults − without): {:.2} ms = {:.2} % of an A0 \
              training step (batch {BATCH_SIZE}, 3x{IMAGE_SIZE}x{IMAGE_SIZE}, {CIFAR_CLASSES} \
              classes, {:.1} ms)",
             overhead * 1e3,
