@@ -287,24 +287,35 @@ fn bad_input_gives_clear_errors() {
         ]);
         assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
 
-        // Scales of another model: the block and both shapes are named.
+        // Scales of another model, which the file records: the flag and the file are named.
         let scales = tmp.path().join("tiny.safetensors");
-        VggScales::constant(&common::tiny_gray(), 1.0)
-            .save(&scales)
-            .unwrap();
-        let err = common::fails(&[
-            "train",
-            "--method",
-            "repopt",
-            "--scales",
-            path_str(&scales),
-            "--data",
-            data,
-            "--preset",
-            "a0",
-            "--out",
-            out,
-        ]);
+        let mut tiny = VggScales::constant(&common::tiny_gray(), 1.0);
+        tiny.save(&scales).unwrap();
+        let other_model = |scales: &Path| {
+            common::fails(&[
+                "train",
+                "--method",
+                "repopt",
+                "--scales",
+                path_str(scales),
+                "--data",
+                data,
+                "--preset",
+                "a0",
+                "--out",
+                out,
+            ])
+        };
+        let err = other_model(&scales);
+        assert!(
+            err.contains("--preset a0") && err.contains("tiny.safetensors"),
+            "{err}"
+        );
+        // A file that records no architecture: the block and both shapes are named.
+        tiny.architecture = None;
+        let scales = tmp.path().join("anonymous.safetensors");
+        tiny.save(&scales).unwrap();
+        let err = other_model(&scales);
         assert!(
             err.contains("stage0") && err.contains("[48, 1, 3, 3]") && err.contains("[8, 1, 3, 3]"),
             "{err}"
