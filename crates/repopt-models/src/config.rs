@@ -159,6 +159,31 @@ impl RepOptVggConfig {
         blocks
     }
 
+    /// Multiply-accumulates of one forward pass per `image_size`×`image_size` image in `mode`:
+    /// the convolutions and the classifier, the usual count (BN, ReLU, sums and the pooling
+    /// are left out, as they are in published FLOP counts).
+    ///
+    /// A block with `C_in → C_out` channels and `H_out × W_out` outputs
+    /// (`H_out = ⌊(H − 1) / s⌋ + 1` for its 3×3 conv with padding 1 and its 1×1 conv alike)
+    /// costs `k · C_in · C_out · H_out · W_out`, with `k = 9` for one 3×3 conv (target, deploy)
+    /// and `k = 10` with the 1×1 branch (RepVGG, CSLA, hyper-search); the classifier
+    /// `C_features · classes`. A training step costs about three forward passes per image
+    /// (forward, input gradient, weight gradient): `2 · 3 · macs` floating-point operations.
+    pub fn forward_macs(&self, image_size: usize, mode: BlockMode) -> u64 {
+        let taps = match mode {
+            BlockMode::Target | BlockMode::Deploy => 9,
+            BlockMode::HyperSearch | BlockMode::Csla | BlockMode::RepVgg => 10,
+        };
+        let mut size = image_size as u64;
+        let mut macs = 0u64;
+        for block in self.blocks() {
+            size = (size.max(1) - 1) / block.stride as u64 + 1;
+            macs += taps * (block.in_channels * block.out_channels) as u64 * size * size;
+        }
+        let features = self.stage_channels()[4];
+        macs + (features * self.num_classes) as u64
+    }
+
     /// Trainable parameters of the model in `mode` (BN running statistics are buffers, not
     /// counted), computed from the architecture without building it.
     pub fn num_params(&self, mode: BlockMode) -> usize {
@@ -180,5 +205,40 @@ impl RepOptVggConfig {
             .sum();
         let features = self.stage_channels()[4];
         blocks + features * self.num_classes + self.num_classes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The RepVGG paper's Table 4 counts 1.4 B (A0) and 11.8 B (B1) multiply-adds at 224×224
+    /// with 1000 classes, for the deployed (one 3×3 conv per block) model.
+    #[test]
+    fn forward_macs_match_the_published_counts() {
+        let gmacs = |preset: &str, mode| {
+            let config = RepOptVggConfig::preset(preset).unwrap();
+            config.forward_macs(224, mode) as f64 / 1e9
+        };
+        assert!((gmacs("a0", BlockMode::Target) - 1.4).abs() < 0.05);
+        assert!((gmacs("b1", BlockMode::Deploy) - 11.8).abs() < 0.05);
+        // The 1×1 branch adds one tap to the nine of every block's 3×3 conv.
+        let b1 = RepOptVggConfig::preset("b1").unwrap();
+        let (target, repvgg) = (
+            b1.forward_macs(224, BlockMode::Target),
+            b1.forward_macs(224, BlockMode::RepVgg),
+        );
+        let classifier = 2048 * 1000;
+        assert_eq!((repvgg - classifier) * 9, (target - classifier) * 10);
+    }
+
+    /// A 32×32 input halves to 1×1 by stage 4: the stride-2 blocks keep at least one pixel.
+    #[test]
+    fn forward_macs_count_every_block_at_its_output_size() {
+        let config = RepOptVggConfig::new([1, 1, 1, 1], [0.125; 4]).with_num_classes(10);
+        // stage0 3→8 at 16², then 8→8 at 8², 8→16 at 4², 16→32 at 2², 32→64 at 1².
+        let expected =
+            9 * (3 * 8 * 256 + 8 * 8 * 64 + 8 * 16 * 16 + 16 * 32 * 4 + 32 * 64) + 64 * 10;
+        assert_eq!(config.forward_macs(32, BlockMode::Target), expected);
     }
 }
