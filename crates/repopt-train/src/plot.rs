@@ -268,9 +268,49 @@ pub fn plot_lines(
     lines: &[Line],
     out: &Path,
 ) -> Result<()> {
+    let panel = Panel {
+        title: title.into(),
+        x_desc: x_desc.into(),
+        y_desc: y_desc.into(),
+        lines: lines.to_vec(),
+    };
+    plot_panels(std::slice::from_ref(&panel), (1200, 600), out)
+}
+
+/// One chart of [`plot_panels`].
+#[derive(Debug, Clone)]
+pub struct Panel {
+    /// Caption.
+    pub title: String,
+    /// What the x axis shows.
+    pub x_desc: String,
+    /// What the y axis shows.
+    pub y_desc: String,
+    /// The lines.
+    pub lines: Vec<Line>,
+}
+
+/// `panels` in a grid of two columns (one for a single panel), as one PNG of `size` pixels.
+pub fn plot_panels(panels: &[Panel], size: (u32, u32), out: &Path) -> Result<()> {
     register_font()?;
-    let root = BitMapBackend::new(out, (1200, 600)).into_drawing_area();
+    let root = BitMapBackend::new(out, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_err(out, e))?;
+    let columns = panels.len().clamp(1, 2);
+    let rows = panels.len().div_ceil(columns).max(1);
+    let areas = root.split_evenly((rows, columns));
+    for (panel, area) in panels.iter().zip(&areas) {
+        draw_panel(area, panel, out)?;
+    }
+    root.present().map_err(|e| draw_err(out, e))
+}
+
+/// Draws `panel` into `area`.
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    panel: &Panel,
+    out: &Path,
+) -> Result<()> {
+    let lines = &panel.lines;
     let (x0, x1) = range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)));
     let (y0, y1) = range(
         lines
@@ -278,8 +318,8 @@ pub fn plot_lines(
             .flat_map(|l| l.points.iter().map(|p| p.1))
             .filter(|y| y.is_finite()),
     );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 24))
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 24))
         .margin(18)
         .x_label_area_size(50)
         .y_label_area_size(70)
@@ -287,8 +327,8 @@ pub fn plot_lines(
         .map_err(|e| draw_err(out, e))?;
     chart
         .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
+        .x_desc(&panel.x_desc)
+        .y_desc(&panel.y_desc)
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(|e| draw_err(out, e))?;
@@ -301,8 +341,7 @@ pub fn plot_lines(
             .collect();
         draw_line(&mut chart, i, &line.label, points, out)?;
     }
-    draw_legend(&mut chart, SeriesLabelPosition::MiddleRight, out)?;
-    root.present().map_err(|e| draw_err(out, e))
+    draw_legend(&mut chart, SeriesLabelPosition::MiddleRight, out)
 }
 
 /// The distribution of a deployed model's 3×3 kernel values as int8 sees them per tensor: each
