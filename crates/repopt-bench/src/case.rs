@@ -132,6 +132,9 @@ pub enum Backend {
     Flex,
     /// Burn's deprecated `ndarray` CPU backend (needs this crate's `ndarray` feature).
     Ndarray,
+    /// The official PyTorch code, measured by `benches/pytorch/bench.py` (not by this crate):
+    /// its results share the format, so that one report compares both.
+    Pytorch,
 }
 
 impl Backend {
@@ -140,6 +143,7 @@ impl Backend {
         match self {
             Backend::Flex => "flex",
             Backend::Ndarray => "ndarray",
+            Backend::Pytorch => "pytorch",
         }
     }
 
@@ -148,6 +152,9 @@ impl Backend {
         match self {
             Backend::Flex => Ok(Device::flex()),
             Backend::Ndarray => ndarray_device(),
+            Backend::Pytorch => Err(BenchError::Invalid(
+                "PyTorch is measured by benches/pytorch/bench.py, not by repopt-bench".into(),
+            )),
         }
     }
 }
@@ -178,8 +185,9 @@ impl core::str::FromStr for Backend {
         match s {
             "flex" => Ok(Backend::Flex),
             "ndarray" => Ok(Backend::Ndarray),
+            "pytorch" => Ok(Backend::Pytorch),
             other => Err(format!(
-                "unknown backend `{other}` (expected flex or ndarray)"
+                "unknown backend `{other}` (expected flex, ndarray or pytorch)"
             )),
         }
     }
@@ -206,6 +214,11 @@ pub struct Case {
     /// used Burn's `conv2d`).
     #[serde(default)]
     pub conv: ConvImpl,
+    /// Whether training recomputes the activations of memory-bound operations in the backward
+    /// pass instead of keeping them (Burn's balanced gradient checkpointing,
+    /// `Device::gradient_checkpointing`). Results written before this field existed kept them.
+    #[serde(default)]
+    pub gradient_checkpointing: bool,
     /// Untimed steps before the timed ones.
     pub warmup_steps: usize,
     /// Timed steps; the median is reported.

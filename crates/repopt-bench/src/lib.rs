@@ -10,6 +10,7 @@
 //!   warm-up steps are not timed; the throughput is `batch / median step time`.
 
 pub mod case;
+pub mod gemm;
 pub mod measure;
 pub mod memory;
 pub mod report;

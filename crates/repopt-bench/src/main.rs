@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use repopt_bench::report::{self, Machine, Summary};
-use repopt_bench::{Backend, BenchError, Case, Mode, measure};
+use repopt_bench::{Backend, BenchError, Case, Mode, gemm, measure};
 use repopt_models::ConvImpl;
 
 #[derive(Parser)]
@@ -32,6 +32,22 @@ enum Command {
     Measure(MeasureArgs),
     /// Print the tables of a run's measurements (JSON lines) and optionally write them as JSON.
     Report(ReportArgs),
+    /// Time products of two random square `f32` matrices; print one JSON line: the large-gemm
+    /// rate of a backend, the yardstick of the training rate.
+    Gemm(GemmArgs),
+}
+
+#[derive(Args)]
+struct GemmArgs {
+    /// Side of the square matrices.
+    #[arg(long, default_value_t = 2048)]
+    size: usize,
+    /// Timed products (after one untimed one); the median is reported.
+    #[arg(long, default_value_t = 10)]
+    repeats: usize,
+    /// flex, or ndarray (needs the `ndarray` feature).
+    #[arg(long, default_value = "flex")]
+    backend: Backend,
 }
 
 #[derive(Args)]
@@ -62,6 +78,10 @@ struct MeasureArgs {
     /// for the whole batch; the faster on CPU backends) or native (Burn's conv2d).
     #[arg(long, default_value = "im2col")]
     conv: ConvImpl,
+    /// Recompute the activations of memory-bound operations in the backward pass instead of
+    /// keeping them (training modes; Burn's balanced gradient checkpointing).
+    #[arg(long)]
+    gradient_checkpointing: bool,
     /// Untimed steps first.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
@@ -87,6 +107,13 @@ struct ReportArgs {
     /// Wall seconds the run took, to record.
     #[arg(long)]
     elapsed_seconds: Option<f64>,
+    /// JSON lines of `repopt-bench gemm`, measured in the same run.
+    #[arg(long)]
+    gemm: Option<PathBuf>,
+    /// Draw the scaling sweep (A0 training, RepOpt against RepVGG: images/s and peak memory
+    /// against batch and image size) as a PNG here, if the results hold it.
+    #[arg(long)]
+    scaling_png: Option<PathBuf>,
 }
 
 fn parse_width(text: &str) -> Result<[f32; 4], String> {
@@ -109,6 +136,7 @@ fn measure_one(args: MeasureArgs) -> Result<(), String> {
         mode: args.mode,
         backend: args.backend,
         conv: args.conv,
+        gradient_checkpointing: args.gradient_checkpointing,
         warmup_steps: args.warmup,
         measured_steps: args.steps,
         seed: args.seed,
@@ -139,9 +167,45 @@ fn measure_one(args: MeasureArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn gemm_one(args: GemmArgs) -> Result<(), String> {
+    let what = format!("gemm {0}x{0} on {1}", args.size, args.backend);
+    let m = gemm::run(args.backend, args.size, args.repeats)
+        .map_err(|e| format!("{what} failed: {e}"))?;
+    eprintln!(
+        "{what}: {:.1} GFLOP/s (median {:.1} ms of {})",
+        m.gflops,
+        m.median_seconds * 1e3,
+        m.seconds.len()
+    );
+    let line = serde_json::to_string(&m).map_err(|e| format!("{what}: {e}"))?;
+    println!("{line}");
+    Ok(())
+}
+
+/// Writes `text` to `path` through a temporary file beside it, so that a reader never sees
+/// half a file.
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let io = |source| {
+        BenchError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+        .to_string()
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
 fn report_run(args: ReportArgs) -> Result<(), String> {
     let measurements = report::read_measurements(&args.results).map_err(|e| e.to_string())?;
-    let ratios = report::ratios(&measurements);
+    let gemm = match &args.gemm {
+        Some(path) => report::read_gemm(path).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let mut ratios = report::ratios(&measurements);
+    ratios.extend(report::step_gflops_ratios(&measurements, &gemm));
     let machine = Machine::this();
     let mut convs: Vec<String> = measurements
         .iter()
@@ -159,7 +223,20 @@ fn report_run(args: ReportArgs) -> Result<(), String> {
         args.elapsed_seconds
             .map_or(String::new(), |s| format!(", {s:.0} s of measuring")),
     );
-    print!("{}", report::markdown(&measurements, &ratios));
+    print!("{}", report::markdown(&measurements, &ratios, &gemm));
+    if let Some(png) = &args.scaling_png {
+        let panels = report::scaling_panels(&measurements);
+        if panels.is_empty() {
+            eprintln!(
+                "repopt-bench: no scaling sweep in the results; {} not drawn",
+                png.display()
+            );
+        } else {
+            repopt_train::plot::plot_panels(&panels, (1600, 1100), png)
+                .map_err(|e| e.to_string())?;
+            println!("\nScaling plot: {}", png.display());
+        }
+    }
     if let Some(path) = args.json {
         let summary = Summary {
             command: args.command,
@@ -167,15 +244,10 @@ fn report_run(args: ReportArgs) -> Result<(), String> {
             machine,
             measurements,
             ratios,
+            gemm,
         };
         let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text + "\n").map_err(|source| {
-            BenchError::Io {
-                path: path.display().to_string(),
-                source,
-            }
-            .to_string()
-        })?;
+        write_atomically(&path, &(text + "\n"))?;
     }
     Ok(())
 }
@@ -184,6 +256,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Measure(args) => measure_one(args),
         Command::Report(args) => report_run(args),
+        Command::Gemm(args) => gemm_one(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -75,6 +75,22 @@ pub struct Measurement {
     pub load_average: Option<[f64; 3]>,
     /// Wall seconds of the whole measurement: building, warm-up and timed steps.
     pub wall_seconds: f64,
+    /// The framework of a measurement taken outside this crate (the official PyTorch code's,
+    /// by `benches/pytorch/bench.py`); `None` for this crate's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<Framework>,
+}
+
+/// The framework that took a measurement outside this crate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Framework {
+    /// `pytorch`.
+    pub name: String,
+    /// Its version (`torch.__version__`).
+    pub version: String,
+    /// Folder of the official code it ran, if any.
+    #[serde(default)]
+    pub official_code: Option<String>,
 }
 
 /// Measures `case` in this process: builds the model (and optimizer), takes the warm-up steps,
@@ -85,7 +101,11 @@ pub fn run(case: &Case) -> Result<Measurement> {
     let device = case.backend.device()?;
     let config = case.config()?;
     let timed = if case.mode.is_training() {
-        train(case, &config, &device.autodiff())?
+        let device = match case.gradient_checkpointing {
+            true => device.autodiff().gradient_checkpointing(),
+            false => device.autodiff(),
+        };
+        train(case, &config, &device)?
     } else {
         infer(case, &config, &device)?
     };
@@ -105,6 +125,7 @@ pub fn run(case: &Case) -> Result<Measurement> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_average: timed.load_average,
         wall_seconds: started.elapsed().as_secs_f64(),
+        framework: None,
     })
 }
 
@@ -323,6 +344,7 @@ mod tests {
             mode,
             backend: Backend::Flex,
             conv: ConvImpl::Native,
+            gradient_checkpointing: false,
             warmup_steps: 1,
             measured_steps: 2,
             seed: 7,

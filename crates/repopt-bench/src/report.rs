@@ -7,8 +7,16 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::case::{Backend, Mode};
+use crate::gemm::GemmMeasurement;
 use crate::measure::Measurement;
+
+mod frameworks;
+mod rates;
+mod scaling;
+
 use crate::{BenchError, Result};
+pub use rates::{step_gflops, step_gflops_ratios};
+pub use scaling::{SCALING_BATCH, SCALING_IMAGE_SIZE, SCALING_MODEL, scaling_panels};
 
 /// A model, input and batch: the measurements that are compared with one another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -50,8 +58,23 @@ pub struct Ratio {
     pub numerator: String,
     /// Mode and backend of the denominator.
     pub denominator: String,
-    /// numerator / denominator.
+    /// numerator / denominator: the median of `rounds`.
     pub value: f64,
+    /// numerator / denominator in every round, round `i` of the numerator over round `i` of the
+    /// denominator (measured next to each other); one value for a run of one round.
+    #[serde(default)]
+    pub rounds: Vec<f64>,
+}
+
+impl Ratio {
+    /// The smallest and largest ratio over the rounds.
+    pub fn range(&self) -> (f64, f64) {
+        self.rounds
+            .iter()
+            .fold((self.value, self.value), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            })
+    }
 }
 
 /// The machine the run was measured on.
@@ -102,10 +125,22 @@ pub struct Summary {
     pub measurements: Vec<Measurement>,
     /// The ratios the tables show.
     pub ratios: Vec<Ratio>,
+    /// The large matrix products timed in the same run, the yardstick of the compute rates.
+    #[serde(default)]
+    pub gemm: Vec<GemmMeasurement>,
 }
 
 /// Reads one JSON [`Measurement`] per non-empty line.
 pub fn read_measurements(path: &Path) -> Result<Vec<Measurement>> {
+    read_json_lines(path)
+}
+
+/// Reads one JSON [`GemmMeasurement`] per non-empty line.
+pub fn read_gemm(path: &Path) -> Result<Vec<GemmMeasurement>> {
+    read_json_lines(path)
+}
+
+fn read_json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| BenchError::Io {
         path: shown.clone(),
@@ -124,16 +159,17 @@ pub fn read_measurements(path: &Path) -> Result<Vec<Measurement>> {
         .collect()
 }
 
-/// Measurements keyed by setting, then by (mode, backend); settings in the order first measured.
+/// Measurements keyed by setting, then by (mode, backend), every round of a key in the order
+/// taken; settings in the order first measured.
 struct Index<'a> {
     settings: Vec<Setting>,
-    by_setting: BTreeMap<Setting, BTreeMap<(Mode, Backend), &'a Measurement>>,
+    by_setting: BTreeMap<Setting, BTreeMap<(Mode, Backend), Vec<&'a Measurement>>>,
 }
 
 impl<'a> Index<'a> {
     fn new(measurements: &'a [Measurement]) -> Self {
         let mut settings = Vec::new();
-        let mut by_setting: BTreeMap<Setting, BTreeMap<_, _>> = BTreeMap::new();
+        let mut by_setting: BTreeMap<Setting, BTreeMap<_, Vec<_>>> = BTreeMap::new();
         for m in measurements {
             let setting = Setting::of(m);
             if !settings.contains(&setting) {
@@ -142,7 +178,9 @@ impl<'a> Index<'a> {
             by_setting
                 .entry(setting)
                 .or_default()
-                .insert((m.case.mode, m.case.backend), m);
+                .entry((m.case.mode, m.case.backend))
+                .or_default()
+                .push(m);
         }
         Self {
             settings,
@@ -150,8 +188,20 @@ impl<'a> Index<'a> {
         }
     }
 
+    /// Every round of `mode` on `backend` for `setting`, in the order taken (empty if none).
+    fn rounds(&self, setting: &Setting, mode: Mode, backend: Backend) -> &[&'a Measurement] {
+        self.by_setting
+            .get(setting)
+            .and_then(|modes| modes.get(&(mode, backend)))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The round of median throughput (the upper middle one for an even count), which the
+    /// tables show.
     fn get(&self, setting: &Setting, mode: Mode, backend: Backend) -> Option<&'a Measurement> {
-        self.by_setting.get(setting)?.get(&(mode, backend)).copied()
+        let mut rounds = self.rounds(setting, mode, backend).to_vec();
+        rounds.sort_by(|a, b| a.images_per_second.total_cmp(&b.images_per_second));
+        rounds.get(rounds.len() / 2).copied()
     }
 
     fn has_any(&self, setting: &Setting, modes: &[Mode]) -> bool {
@@ -216,14 +266,13 @@ pub fn step_resident_bytes(m: &Measurement) -> Option<u64> {
 /// Numerator, denominator and the quantities divided.
 type Comparison = ((Mode, Backend), (Mode, Backend), &'static [&'static str]);
 
-/// The ratios of every setting: for training, RepOpt against RepVGG (throughput, peak memory,
+/// What the ratios divide, in the same setting: RepOpt against RepVGG (throughput, peak memory,
 /// memory added by the steps), against plain SGD and against HyperSearch; for inference, Target
-/// against fused RepVGG and fused against unfused RepVGG; for every mode measured on both
-/// backends, flex against ndarray.
-pub fn ratios(measurements: &[Measurement]) -> Vec<Ratio> {
-    let index = Index::new(measurements);
+/// against fused RepVGG and fused against unfused RepVGG; flex against ndarray; and every mode on
+/// flex against the same mode of the official PyTorch code (throughput and peak memory).
+fn comparisons() -> Vec<Comparison> {
     let flex = |mode| (mode, Backend::Flex);
-    let comparisons: [Comparison; 7] = [
+    let mut comparisons: Vec<Comparison> = vec![
         (
             flex(Mode::TrainRepopt),
             flex(Mode::TrainRepvgg),
@@ -264,59 +313,76 @@ pub fn ratios(measurements: &[Measurement]) -> Vec<Ratio> {
             &["images_per_second"],
         ),
     ];
-    let quantity = |m: &Measurement, name: &str| -> Option<f64> {
-        match name {
-            "images_per_second" => Some(m.images_per_second),
-            "peak_resident_bytes" => m.peak_resident_bytes.map(|b| b as f64),
-            "step_resident_bytes" => step_resident_bytes(m).map(|b| b as f64),
-            _ => None,
-        }
-    };
+    comparisons.extend(Mode::ALL.into_iter().map(|mode| {
+        (
+            flex(mode),
+            (mode, Backend::Pytorch),
+            &["images_per_second", "peak_resident_bytes"][..],
+        )
+    }));
+    comparisons
+}
+
+/// `name` of `m`: `images_per_second`, `peak_resident_bytes` or `step_resident_bytes`.
+fn quantity(m: &Measurement, name: &str) -> Option<f64> {
+    match name {
+        "images_per_second" => Some(m.images_per_second),
+        "peak_resident_bytes" => m.peak_resident_bytes.map(|b| b as f64),
+        "step_resident_bytes" => step_resident_bytes(m).map(|b| b as f64),
+        _ => None,
+    }
+}
+
+/// The ratios of every setting (see [`comparisons`]), each over the rounds both sides have.
+pub fn ratios(measurements: &[Measurement]) -> Vec<Ratio> {
+    let index = Index::new(measurements);
     let mut ratios = Vec::new();
     for setting in &index.settings {
-        for ((num_mode, num_backend), (den_mode, den_backend), quantities) in &comparisons {
-            let (Some(num), Some(den)) = (
-                index.get(setting, *num_mode, *num_backend),
-                index.get(setting, *den_mode, *den_backend),
-            ) else {
-                continue;
-            };
-            for name in *quantities {
-                if let (Some(n), Some(d)) = (quantity(num, name), quantity(den, name))
-                    && d > 0.0
-                {
-                    ratios.push(Ratio {
-                        setting: setting.clone(),
-                        quantity: (*name).to_string(),
-                        numerator: format!("{num_mode}@{num_backend}"),
-                        denominator: format!("{den_mode}@{den_backend}"),
-                        value: n / d,
-                    });
+        for (num, den, quantities) in comparisons() {
+            let (nums, dens) = (
+                index.rounds(setting, num.0, num.1),
+                index.rounds(setting, den.0, den.1),
+            );
+            for name in quantities {
+                let rounds: Vec<f64> = nums
+                    .iter()
+                    .zip(dens)
+                    .filter_map(|(n, d)| Some((quantity(n, name)?, quantity(d, name)?)))
+                    .filter(|&(_, d)| d > 0.0)
+                    .map(|(n, d)| n / d)
+                    .collect();
+                if rounds.is_empty() {
+                    continue;
                 }
+                ratios.push(Ratio {
+                    setting: setting.clone(),
+                    quantity: (*name).to_string(),
+                    numerator: format!("{}@{}", num.0, num.1),
+                    denominator: format!("{}@{}", den.0, den.1),
+                    value: crate::measure::median(&rounds),
+                    rounds,
+                });
             }
         }
     }
     ratios
 }
 
-fn find_ratio(
-    ratios: &[Ratio],
+fn find_ratio_entry<'r>(
+    ratios: &'r [Ratio],
     setting: &Setting,
     quantity: &str,
     numerator: (Mode, Backend),
     denominator: (Mode, Backend),
-) -> Option<f64> {
+) -> Option<&'r Ratio> {
     let numerator = format!("{}@{}", numerator.0, numerator.1);
     let denominator = format!("{}@{}", denominator.0, denominator.1);
-    ratios
-        .iter()
-        .find(|r| {
-            &r.setting == setting
-                && r.quantity == quantity
-                && r.numerator == numerator
-                && r.denominator == denominator
-        })
-        .map(|r| r.value)
+    ratios.iter().find(|r| {
+        &r.setting == setting
+            && r.quantity == quantity
+            && r.numerator == numerator
+            && r.denominator == denominator
+    })
 }
 
 fn mib(bytes: u64) -> String {
@@ -337,12 +403,30 @@ fn times(value: Option<f64>) -> String {
     value.map_or("–".into(), |v| format!("{v:.2}×"))
 }
 
+/// A ratio as a table cell: its median, with the range over the rounds when there are several
+/// (`1.23× (1.20–1.26)`), or `–`.
+fn ratio_cell(ratio: Option<&Ratio>) -> String {
+    match ratio {
+        None => "–".into(),
+        Some(r) if r.rounds.len() > 1 => {
+            let (lo, hi) = r.range();
+            format!("{:.2}× ({lo:.2}–{hi:.2})", r.value)
+        }
+        Some(r) => times(Some(r.value)),
+    }
+}
+
 fn optional_mib(bytes: Option<u64>) -> String {
     bytes.map_or("–".into(), mib)
 }
 
-/// Markdown tables of a run: training, the parts of a training step, inference, backends.
-pub fn markdown(measurements: &[Measurement], ratios: &[Ratio]) -> String {
+/// Markdown tables of a run: training, the parts of a training step, inference, backends, the
+/// official PyTorch code, and the compute rates against the large-gemm rate of `gemm`.
+pub fn markdown(
+    measurements: &[Measurement],
+    ratios: &[Ratio],
+    gemm: &[GemmMeasurement],
+) -> String {
     let index = Index::new(measurements);
     let mut out = String::new();
     let training = index.settings_with_any(&TRAINING);
@@ -356,12 +440,14 @@ pub fn markdown(measurements: &[Measurement], ratios: &[Ratio]) -> String {
         inference_table(&mut out, &index, ratios, &inference);
     }
     backends_table(&mut out, &index);
+    frameworks::pytorch_table(&mut out, &index, ratios);
+    rates::rates_table(&mut out, &index, gemm);
     out
 }
 
 /// A flex ratio of `setting` as a table cell (`1.23×`, or `–` where it was not measured).
 fn flex_ratio(ratios: &[Ratio], setting: &Setting, quantity: &str, num: Mode, den: Mode) -> String {
-    times(find_ratio(
+    ratio_cell(find_ratio_entry(
         ratios,
         setting,
         quantity,
@@ -565,6 +651,7 @@ mod tests {
                 mode,
                 backend,
                 conv: repopt_models::ConvImpl::Native,
+                gradient_checkpointing: false,
                 warmup_steps: 3,
                 measured_steps: 10,
                 seed: 0,
@@ -581,6 +668,7 @@ mod tests {
             threads: 2,
             load_average: None,
             wall_seconds: 1.0,
+            framework: None,
         }
     }
 
@@ -593,7 +681,9 @@ mod tests {
         ];
         let ratios = ratios(&measurements);
         let setting = Setting::of(&measurements[0]);
-        let get = |quantity, num, den| find_ratio(&ratios, &setting, quantity, num, den);
+        let get = |quantity, num, den| {
+            find_ratio_entry(&ratios, &setting, quantity, num, den).map(|r| r.value)
+        };
         let flex = |mode| (mode, Backend::Flex);
         assert_eq!(
             get(
@@ -619,7 +709,7 @@ mod tests {
             ),
             Some(5.0)
         );
-        let table = markdown(&measurements, &ratios);
+        let table = markdown(&measurements, &ratios, &[]);
         assert!(table.contains("**2.00×**"), "{table}");
         assert!(table.contains("| 5.00× |"), "{table}");
     }
@@ -634,5 +724,114 @@ mod tests {
         std::fs::write(&path, format!("{line}\n\n{line}\n")).unwrap();
         assert_eq!(read_measurements(&path).unwrap(), vec![m.clone(), m]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ratios_pair_rounds_and_report_their_median_and_range() {
+        // Three rounds: RepOpt 200, 210, 180 img/s beside RepVGG 100, 100, 120.
+        let measurements = vec![
+            measurement(Mode::TrainRepopt, Backend::Flex, 200.0, 600),
+            measurement(Mode::TrainRepvgg, Backend::Flex, 100.0, 1000),
+            measurement(Mode::TrainRepopt, Backend::Flex, 210.0, 600),
+            measurement(Mode::TrainRepvgg, Backend::Flex, 100.0, 1000),
+            measurement(Mode::TrainRepopt, Backend::Flex, 180.0, 600),
+            measurement(Mode::TrainRepvgg, Backend::Flex, 120.0, 1000),
+        ];
+        let ratios = ratios(&measurements);
+        let setting = Setting::of(&measurements[0]);
+        let flex = |mode| (mode, Backend::Flex);
+        let speed = find_ratio_entry(
+            &ratios,
+            &setting,
+            "images_per_second",
+            flex(Mode::TrainRepopt),
+            flex(Mode::TrainRepvgg),
+        )
+        .unwrap();
+        assert_eq!(speed.rounds, vec![2.0, 2.1, 1.5]);
+        assert_eq!(speed.value, 2.0);
+        assert_eq!(speed.range(), (1.5, 2.1));
+        let table = markdown(&measurements, &ratios, &[]);
+        assert!(table.contains("**2.00× (1.50–2.10)**"), "{table}");
+        // The tables show the round of median throughput.
+        assert!(table.contains("| 200 | –"), "{table}");
+    }
+
+    #[test]
+    fn pytorch_runs_are_compared_mode_by_mode() {
+        let measurements = vec![
+            measurement(Mode::TrainRepopt, Backend::Flex, 300.0, 600),
+            measurement(Mode::TrainRepopt, Backend::Pytorch, 100.0, 400),
+            measurement(Mode::InferTarget, Backend::Flex, 900.0, 100),
+        ];
+        let ratios = ratios(&measurements);
+        let setting = Setting::of(&measurements[0]);
+        let train = |backend| (Mode::TrainRepopt, backend);
+        let get = |quantity| {
+            find_ratio_entry(
+                &ratios,
+                &setting,
+                quantity,
+                train(Backend::Flex),
+                train(Backend::Pytorch),
+            )
+            .map(|r| r.value)
+        };
+        assert_eq!(get("images_per_second"), Some(3.0));
+        assert_eq!(get("peak_resident_bytes"), Some(1.5));
+        let table = markdown(&measurements, &ratios, &[]);
+        assert!(
+            table.contains("| Target + RepOpt SGD | 300 | 100 | **3.00×** |"),
+            "{table}"
+        );
+        // A mode PyTorch did not run has no row.
+        assert!(!table.contains("| Target | 900 |"), "{table}");
+    }
+
+    #[test]
+    fn training_rates_are_set_against_the_gemm_rate() {
+        let m = measurement(Mode::TrainRepopt, Backend::Flex, 320.0, 600);
+        let config = m.case.config().unwrap();
+        let macs = config.forward_macs(32, repopt_models::BlockMode::Target) as f64;
+        let expected = 6.0 * macs * 320.0 / 1e9;
+        let gflops = step_gflops(&m).unwrap();
+        assert!(
+            (gflops - expected).abs() < 1e-9 * expected,
+            "{gflops} vs {expected}"
+        );
+        let gemm = GemmMeasurement {
+            backend: Backend::Flex,
+            size: 2048,
+            seconds: vec![1.0],
+            median_seconds: 1.0,
+            gflops: 4.0 * expected,
+            threads: 2,
+        };
+        let ratios = step_gflops_ratios(std::slice::from_ref(&m), std::slice::from_ref(&gemm));
+        assert_eq!(ratios.len(), 1);
+        assert!((ratios[0].value - 0.25).abs() < 1e-12);
+        assert_eq!(ratios[0].denominator, "gemm-2048@flex");
+        let table = markdown(&[m], &ratios, &[gemm]);
+        assert!(table.contains("| **0.25** |"), "{table}");
+    }
+
+    /// A line of `benches/pytorch/bench.py` (its schema, shortened) reads as a measurement.
+    #[test]
+    fn a_pytorch_line_reads_as_a_measurement() {
+        let line = r#"{"case": {"preset": "a0", "width": null, "image_size": 32, "batch_size": 32,
+            "classes": 10, "mode": "train-repopt", "backend": "pytorch", "conv": "native",
+            "warmup_steps": 3, "measured_steps": 2, "seed": 0}, "params": 7045690,
+            "step_seconds": [0.12, 0.13], "median_step_seconds": 0.13,
+            "images_per_second": 246.15, "phases": {"forward_seconds": 0.03,
+            "backward_seconds": 0.07, "optimizer_seconds": 0.02}, "final_loss": 2.1,
+            "setup_resident_bytes": 1000, "setup_peak_resident_bytes": 1100,
+            "peak_resident_bytes": 2000, "threads": 2, "load_average": [1.0, 1.0, 1.0],
+            "wall_seconds": 3.0, "framework": {"name": "pytorch", "version": "2.15.0",
+            "official_code": "/x/official_code"}}"#
+            .replace('\n', " ");
+        let m: Measurement = serde_json::from_str(&line).unwrap();
+        assert_eq!(m.case.backend, Backend::Pytorch);
+        assert!(!m.case.gradient_checkpointing);
+        assert_eq!(m.framework.unwrap().version, "2.15.0");
     }
 }
