@@ -44,15 +44,9 @@ enum Task {
     /// and plain runs: FP32 vs INT8 per scheme over seeds, per-layer SQNR, kernel distributions.
     Ptq(ptq::Ptq),
     /// Training and inference throughput and peak memory of RepOpt-VGG against RepVGG (tiny, A0,
-    /// B1; one process per mode; release build); results in target/repopt-bench/.
-    Bench {
-        /// Tiny and A0 only.
-        #[arg(long)]
-        quick: bool,
-        /// Also write the summary as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-    },
+    /// B1; one process per mode; release build), the large-gemm rate, and optionally the
+    /// official PyTorch code; results in target/repopt-bench/.
+    Bench(bench::Bench),
     /// The browser demo: builds RepOpt-VGG for wasm (WebGPU, CPU fallback), the page, the model
     /// and a gallery of CIFAR-10 test images into target/web-demo/ and serves it.
     Web(web::Web),
@@ -236,7 +230,7 @@ fn main() -> ExitCode {
         Task::Demo { out, data } => demo(&out, data),
         Task::Repro(settings) => repro::repro(&settings),
         Task::Ptq(settings) => ptq::ptq(&settings),
-        Task::Bench { quick, json } => bench::bench(quick, json),
+        Task::Bench(settings) => bench::bench(&settings),
         Task::Web(settings) => web::web(&settings),
         Task::Test => {
             let mut command = cargo();
