@@ -46,6 +46,8 @@ struct BenchSetting {
     infer_steps: usize,
     /// Part of `--quick`.
     quick: bool,
+    /// Trained with gradient checkpointing (`--gradient-checkpointing`).
+    checkpointed: bool,
 }
 
 /// What `cargo xtask bench` measures. B1 at 224×224 takes most of the time (about 12–16 s a
@@ -61,6 +63,7 @@ const BENCH_SETTINGS: [BenchSetting; 5] = [
         train_steps: 30,
         infer_steps: 30,
         quick: true,
+        checkpointed: false,
     },
     // The "tiny" of the PyTorch reference figures: [2, 2, 1, 1] blocks at width 0.25.
     BenchSetting {
@@ -73,6 +76,7 @@ const BENCH_SETTINGS: [BenchSetting; 5] = [
         train_steps: 30,
         infer_steps: 30,
         quick: true,
+        checkpointed: false,
     },
     BenchSetting {
         preset: "a0",
@@ -84,6 +88,7 @@ const BENCH_SETTINGS: [BenchSetting; 5] = [
         train_steps: 15,
         infer_steps: 20,
         quick: true,
+        checkpointed: false,
     },
     BenchSetting {
         preset: "b1",
@@ -95,6 +100,7 @@ const BENCH_SETTINGS: [BenchSetting; 5] = [
         train_steps: 10,
         infer_steps: 10,
         quick: false,
+        checkpointed: false,
     },
     BenchSetting {
         preset: "b1",
@@ -106,6 +112,7 @@ const BENCH_SETTINGS: [BenchSetting; 5] = [
         train_steps: 10,
         infer_steps: 10,
         quick: false,
+        checkpointed: false,
     },
 ];
 
@@ -301,6 +308,9 @@ fn measure_args(setting: &BenchSetting, mode: &str) -> Vec<String> {
     if let Some(width) = setting.width {
         args.extend(["--width".into(), width.into()]);
     }
+    if setting.checkpointed {
+        args.push("--gradient-checkpointing".into());
+    }
     args
 }
 
@@ -343,6 +353,7 @@ fn scaling_settings() -> Vec<BenchSetting> {
         train_steps: 5,
         infer_steps: 0,
         quick: false,
+        checkpointed: false,
     };
     let batches = SCALING_BATCHES.iter().map(|&b| point(b, 32));
     let sizes = SCALING_SIZES.iter().map(|&s| point(8, s));
@@ -374,6 +385,49 @@ fn measure_scaling(results: &mut Results) -> Result<(), String> {
                 setting.image_size, setting.batch_size
             );
             results.measure_ours(&measure_args(&setting, mode), &what)?;
+        }
+    }
+    Ok(())
+}
+
+/// The settings trained with gradient checkpointing, whose memory RepOpt-VGG and RepVGG are
+/// compared in: A0 at 32×32 and B1 at 224×224 (fewer steps: memory is the point).
+const CHECKPOINTED: [BenchSetting; 2] = [
+    BenchSetting {
+        preset: "a0",
+        width: None,
+        image_size: 32,
+        batch_size: 32,
+        classes: 10,
+        warmup: 3,
+        train_steps: 15,
+        infer_steps: 0,
+        quick: true,
+        checkpointed: true,
+    },
+    BenchSetting {
+        preset: "b1",
+        width: None,
+        image_size: 224,
+        batch_size: 8,
+        classes: 1000,
+        warmup: 2,
+        train_steps: 5,
+        infer_steps: 0,
+        quick: false,
+        checkpointed: true,
+    },
+];
+
+/// Measures RepOpt-VGG, plain SGD and RepVGG training with gradient checkpointing, on flex only.
+fn measure_checkpointed(results: &mut Results, quick: bool) -> Result<(), String> {
+    for setting in CHECKPOINTED.iter().filter(|s| s.quick || !quick) {
+        for mode in ["train-repopt", "train-sgd", "train-repvgg"] {
+            let what = format!(
+                "{mode} (checkpointed: {}, 3x{1}x{1}, batch {2})",
+                setting.preset, setting.image_size, setting.batch_size
+            );
+            results.measure_ours(&measure_args(setting, mode), &what)?;
         }
     }
     Ok(())
@@ -472,6 +526,7 @@ pub fn bench(settings: &Bench) -> Result<(), String> {
     };
     for round in 0..settings.rounds {
         measure_settings(&mut results, settings.quick, round)?;
+        measure_checkpointed(&mut results, settings.quick)?;
         if !settings.quick {
             measure_scaling(&mut results)?;
         }

@@ -245,11 +245,16 @@ impl Case {
     }
 
     /// The preset's name, followed by the width multipliers when they replace the preset's
-    /// (`tiny@w0.25,0.25,0.25,0.25`).
+    /// (`tiny@w0.25,0.25,0.25,0.25`), and by `, checkpointed` for gradient checkpointing: the
+    /// name of the setting a measurement is compared within.
     pub fn model_name(&self) -> String {
-        match self.width {
+        let name = match self.width {
             Some(w) => format!("{}@w{},{},{},{}", self.preset, w[0], w[1], w[2], w[3]),
             None => self.preset.clone(),
+        };
+        match self.gradient_checkpointing {
+            true => format!("{name}, checkpointed"),
+            false => name,
         }
     }
 
