@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Device;
 use clap::ArgAction;
 use repopt_models::ghostnet::{GHOSTNET_PRESETS, GhostMode, RepOptGhostNetConfig};
 use repopt_models::{BlockMode, ConvImpl, RepOptVggConfig};
@@ -284,6 +285,12 @@ pub struct RunConfig {
     /// about twice as fast, native elsewhere].
     #[arg(long)]
     pub conv: Option<ConvImpl>,
+    /// Recompute in the backward pass what the cheap operations computed (BN, ReLU, the
+    /// convolutions' patch matrices) instead of keeping it from the forward pass: less memory
+    /// for some more time, the same numbers (Burn's balanced gradient checkpointing).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          default_value_t = RunConfig::default().gradient_checkpointing)]
+    pub gradient_checkpointing: bool,
     /// Output folder (checkpoints, model, metrics, logs).
     #[arg(long, default_value_os_t = RunConfig::default().out)]
     pub out: PathBuf,
@@ -370,6 +377,7 @@ impl Default for RunConfig {
             seed: 0,
             device: "cpu".into(),
             conv: None,
+            gradient_checkpointing: false,
             out: PathBuf::from("runs/latest"),
             resume: false,
         }
@@ -387,6 +395,17 @@ pub fn default_conv(device: &str) -> ConvImpl {
 }
 
 impl RunConfig {
+    /// The device the model trains on: `device` with automatic differentiation, and with
+    /// Burn's balanced gradient checkpointing when [`gradient_checkpointing`](Self::gradient_checkpointing)
+    /// is set.
+    pub fn training_device(&self, device: &Device) -> Device {
+        let device = device.clone().autodiff();
+        match self.gradient_checkpointing {
+            true => device.gradient_checkpointing(),
+            false => device,
+        }
+    }
+
     /// The convolution the run uses: [`conv`](Self::conv), or the best one for its device.
     pub fn conv_impl(&self) -> ConvImpl {
         self.conv.unwrap_or_else(|| default_conv(&self.device))
@@ -630,6 +649,23 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_training_device_checkpoints_when_asked() {
+        use burn::tensor::GradientCheckpointingStrategy as Strategy;
+        let mut config = RunConfig::default();
+        let strategy = |config: &RunConfig| {
+            config
+                .training_device(&Device::flex())
+                .gradient_checkpointing_strategy()
+        };
+        assert_eq!(strategy(&config), Some(Strategy::Disabled));
+        config.gradient_checkpointing = true;
+        assert_eq!(strategy(&config), Some(Strategy::Balanced));
+        // Run records written before the setting existed keep every activation.
+        let old: RunConfig = serde_json::from_str(r#"{"device": "cpu"}"#).unwrap();
+        assert!(!old.gradient_checkpointing);
+    }
 
     #[test]
     fn convolution_follows_the_device_unless_set() {

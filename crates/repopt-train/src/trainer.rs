@@ -87,7 +87,7 @@ fn run_vgg(config: &RunConfig, data: &RunData, device: &Device) -> Result<RunOut
     };
     write_json(&out.join(files::RUN), &record)?;
 
-    let (model, mults) = build_model(config, &architecture, &device.clone().autodiff())?;
+    let (model, mults) = build_model(config, &architecture, &config.training_device(device))?;
     if config.method == Method::Hs && start_epoch == 0 {
         // The scales the search starts from, to compare the searched ones with.
         VggScales::extract(&model)?.save(&out.join(files::INITIAL_SCALES))?;
@@ -138,7 +138,7 @@ fn run_ghostnet(config: &RunConfig, data: &RunData, device: &Device) -> Result<R
     };
     write_json(&out.join(files::RUN), &record)?;
 
-    let (model, mults) = build_ghostnet(config, &architecture, &device.clone().autodiff())?;
+    let (model, mults) = build_ghostnet(config, &architecture, &config.training_device(device))?;
     if config.method == Method::Hs && start_epoch == 0 {
         GhostNetScales::from_model(&model)?.save(&out.join(files::INITIAL_SCALES))?;
     }
