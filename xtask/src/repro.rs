@@ -546,31 +546,48 @@ fn status(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// Mean seconds per epoch of `method` (training and evaluation) over the epochs its runs of any
-/// seed have finished, read from their logs (`epoch k/n train (X s)`, `… valid (Y s)`).
+/// Median seconds per epoch of `method` (training and evaluation) over the epochs its runs of
+/// any seed have finished. The median, because an epoch during which the run was paused or the
+/// machine was busy otherwise lasts many times the others.
 fn seconds_per_epoch(plan: &Plan, method: &str) -> Option<f64> {
     let dirs: Vec<PathBuf> = match method {
         "hs" => vec![plan.hs_dir()],
         _ => (0..plan.seeds).map(|s| plan.run_dir(method, s)).collect(),
     };
-    let mut total = 0.0;
-    let mut epochs = 0usize;
-    for dir in dirs {
-        let Ok(log) = std::fs::read_to_string(dir.with_extension("log")) else {
+    let seconds: Vec<f64> = dirs
+        .iter()
+        .filter_map(|dir| std::fs::read_to_string(dir.with_extension("log")).ok())
+        .flat_map(|log| epoch_seconds(&log))
+        .collect();
+    (!seconds.is_empty()).then(|| stats::median(&seconds))
+}
+
+/// Seconds of each finished epoch (training plus evaluation) in a run's log, whose lines read
+/// `epoch k/n train (X s): …` and `epoch k/n valid (Y s): …`; an epoch counts once both are there.
+fn epoch_seconds(log: &str) -> Vec<f64> {
+    let mut train = std::collections::BTreeMap::<String, f64>::new();
+    let mut both = Vec::new();
+    for line in log.lines().filter_map(|l| l.strip_prefix("epoch ")) {
+        let Some((epoch, rest)) = line.split_once(' ') else {
             continue;
         };
-        for line in log.lines().filter(|l| l.starts_with("epoch ")) {
-            let seconds = line
-                .split_once(" (")
-                .and_then(|(_, rest)| rest.split_once(" s)"))
-                .and_then(|(s, _)| s.parse::<f64>().ok());
-            if let Some(seconds) = seconds {
-                total += seconds;
-                epochs += usize::from(line.contains(" train ("));
+        let seconds = rest
+            .split_once(" (")
+            .and_then(|(_, rest)| rest.split_once(" s)"))
+            .and_then(|(s, _)| s.parse::<f64>().ok());
+        match (
+            rest.starts_with("train ("),
+            rest.starts_with("valid ("),
+            seconds,
+        ) {
+            (true, _, Some(s)) => {
+                train.insert(epoch.to_string(), s);
             }
+            (_, true, Some(s)) => both.extend(train.remove(epoch).map(|t| t + s)),
+            _ => {}
         }
     }
-    (epochs > 0).then(|| total / epochs as f64)
+    both
 }
 
 /// What one finished run reports.
@@ -590,11 +607,21 @@ fn read_outcome(dir: &Path) -> Result<Outcome, String> {
         top1: value["test"]["top1"]
             .as_f64()
             .ok_or_else(|| format!("{}: no test top-1", path.display()))?,
-        seconds_per_epoch: value["seconds_per_epoch"].as_f64().unwrap_or(f64::NAN),
+        seconds_per_epoch: median_epoch_seconds(dir)
+            .or(value["seconds_per_epoch"].as_f64())
+            .unwrap_or(f64::NAN),
         peak_memory_mib: value["peak_memory_bytes"]
             .as_f64()
             .map(|b| b / f64::from(1 << 20)),
     })
+}
+
+/// The median seconds per epoch of the run in `dir`, from its log (`None` without one). The
+/// run's own mean (`outcome.json`) counts the time it was paused.
+fn median_epoch_seconds(dir: &Path) -> Option<f64> {
+    let log = std::fs::read_to_string(dir.with_extension("log")).ok()?;
+    let seconds = epoch_seconds(&log);
+    (!seconds.is_empty()).then(|| stats::median(&seconds))
 }
 
 /// The per-epoch test top-1 of a run (`valid_top1` of its metrics.csv), in epoch order.
@@ -1046,5 +1073,25 @@ mod tests {
                 .iter()
                 .all(|m| ["repopt", "reinit-only", "mults-only"].contains(&m.as_str()))
         );
+    }
+
+    /// An epoch counts once its training and evaluation lines are both in the log; a resumed
+    /// run's repeated epoch counts once; the median ignores an epoch that lasted through a pause.
+    #[test]
+    fn epoch_seconds_pair_train_and_valid_lines() {
+        let log = "\
+epoch 1/4 train (40.0 s): Accuracy 25 %
+epoch 1/4 valid (2.0 s): Accuracy 35 %
+epoch 2/4 train (2400.0 s): Accuracy 30 %
+epoch 2/4 valid (3.0 s): Accuracy 38 %
+epoch 3/4 train (41.0 s): Accuracy 31 %
+== resumed
+epoch 3/4 train (39.0 s): Accuracy 32 %
+epoch 3/4 valid (2.0 s): Accuracy 39 %
+epoch 4/4 train (44.0 s): Accuracy 33 %
+";
+        let seconds = epoch_seconds(log);
+        assert_eq!(seconds, vec![42.0, 2403.0, 41.0]);
+        assert_eq!(stats::median(&seconds), 42.0);
     }
 }

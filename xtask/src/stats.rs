@@ -26,6 +26,17 @@ pub fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
+/// Median of `values` (the mean of the middle two for an even count; NaN when empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// Sample standard deviation (n − 1 in the denominator; 0 for a single value).
 pub fn std(values: &[f64]) -> f64 {
     if values.len() < 2 {
@@ -192,6 +203,13 @@ mod tests {
     use super::*;
 
     /// Quantiles from statistical tables.
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
     #[test]
     fn t_quantiles_match_the_tables() {
         for (df, want) in [
