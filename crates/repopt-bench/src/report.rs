@@ -591,9 +591,11 @@ fn inference_table(out: &mut String, index: &Index, ratios: &[Ratio], settings: 
 }
 
 /// Every mode of every setting measured on both backends: (setting, flex run, ndarray run).
-fn backend_pairs<'i, 'a>(
+/// Every (setting, mode) measured both on flex and on `other`: the two runs, flex first.
+fn flex_pairs<'i, 'a>(
     index: &'i Index<'a>,
-) -> Vec<(&'i Setting, &'a Measurement, &'a Measurement)> {
+    other: Backend,
+) -> Vec<(&'i Setting, Mode, &'a Measurement, &'a Measurement)> {
     index
         .settings
         .iter()
@@ -601,8 +603,9 @@ fn backend_pairs<'i, 'a>(
             Mode::ALL.into_iter().filter_map(move |mode| {
                 Some((
                     setting,
+                    mode,
                     index.get(setting, mode, Backend::Flex)?,
-                    index.get(setting, mode, Backend::Ndarray)?,
+                    index.get(setting, mode, other)?,
                 ))
             })
         })
@@ -612,7 +615,7 @@ fn backend_pairs<'i, 'a>(
 /// Writes the backends table, if any mode was measured on both: images/s of the same step on
 /// `flex` and on `ndarray`, and their ratio.
 fn backends_table(out: &mut String, index: &Index) {
-    let pairs = backend_pairs(index);
+    let pairs = flex_pairs(index, Backend::Ndarray);
     if pairs.is_empty() {
         return;
     }
@@ -621,9 +624,9 @@ fn backends_table(out: &mut String, index: &Index) {
          | model | input | batch | mode | flex img/s | ndarray img/s | flex / ndarray |\n\
          |---|---|---:|---|---:|---:|---:|\n",
     );
-    for (setting, flex_run, ndarray_run) in pairs {
+    for (setting, mode, flex_run, ndarray_run) in pairs {
         let cells = [
-            flex_run.case.mode.label().to_string(),
+            mode.label().to_string(),
             rate(flex_run.images_per_second),
             rate(ndarray_run.images_per_second),
             format!(

@@ -1,26 +1,15 @@
 //! The same steps in this project (flex) and in the official PyTorch code.
 
-use super::{Index, Ratio, find_ratio_entry, optional_mib, rate, ratio_cell, write_row};
-use crate::case::{Backend, Mode};
+use super::{
+    Index, Ratio, find_ratio_entry, flex_pairs, optional_mib, rate, ratio_cell, write_row,
+};
+use crate::case::Backend;
 
 /// Writes the framework table, if any mode was measured in PyTorch: images/s and peak memory
 /// of the same step on flex and in the official PyTorch code, and flex over PyTorch (median
 /// over the rounds, with their range).
 pub(super) fn pytorch_table(out: &mut String, index: &Index, ratios: &[Ratio]) {
-    let pairs: Vec<_> = index
-        .settings
-        .iter()
-        .flat_map(|setting| {
-            Mode::ALL.into_iter().filter_map(move |mode| {
-                Some((
-                    setting,
-                    mode,
-                    index.get(setting, mode, Backend::Flex)?,
-                    index.get(setting, mode, Backend::Pytorch)?,
-                ))
-            })
-        })
-        .collect();
+    let pairs = flex_pairs(index, Backend::Pytorch);
     if pairs.is_empty() {
         return;
     }
