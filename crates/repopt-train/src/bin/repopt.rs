@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             ExitCode::from(141)
         }
         Ok(Err(error)) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", joined(&error.to_string()));
             ExitCode::FAILURE
         }
         Err(payload) => {
@@ -83,6 +83,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// A message in one line: its non-empty lines, trimmed, joined by spaces (an error from a
+/// dependency, such as the trainer's, may span several).
+fn joined(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// clap's error report in one line: its first line and its tip, without the usage block.
 fn one_line(report: &str) -> String {
     let mut lines = report.lines().map(str::trim).filter(|l| !l.is_empty());
@@ -93,5 +104,19 @@ fn one_line(report: &str) -> String {
     match lines.find_map(|l| l.strip_prefix("tip: ")) {
         Some(tip) => format!("{first} ({tip})"),
         None => first,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_of_several_lines_is_printed_as_one() {
+        assert_eq!(
+            joined("training failed: step 3\n  caused by: NaN loss\n\n; checkpoints in x"),
+            "training failed: step 3 caused by: NaN loss ; checkpoints in x"
+        );
+        assert_eq!(joined("one line"), "one line");
     }
 }
