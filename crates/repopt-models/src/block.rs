@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::{BlockMode, BlockSpec};
-use crate::conv::ConvImpl;
+use crate::conv::{ConvImpl, Layout};
 
 /// A per-channel scale (the official `ScaleLayer` without bias): `y = x ⊙ weight`.
 #[derive(Module, Debug)]
@@ -142,29 +142,43 @@ impl RepOptVggBlock {
 
     /// The block's output.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let layout = self.layout();
+        layout.to_nchw(self.forward_laid_out(layout.from_nchw(x)))
+    }
+
+    /// The layout the block computes in: its convolutions' ([`ConvImpl::layout`]).
+    pub fn layout(&self) -> Layout {
+        self.conv_impl.layout()
+    }
+
+    /// The block's output for `x` given and returned in [`RepOptVggBlock::layout`].
+    pub fn forward_laid_out(&self, x: Tensor<4>) -> Tensor<4> {
+        let layout = self.layout();
+        let conv = |conv: &Conv2d, x: Tensor<4>| self.conv_impl.forward_laid_out(conv, x);
+        let bn = |bn: &BatchNorm2d, x: Tensor<4>| bn.forward_laid_out(x, layout);
+        let scale = |s: &ScaleLayer| layout.per_channel(s.weight.val());
         let out = match self.mode {
-            BlockMode::Target => self.bn().forward(self.conv_impl.forward(self.conv(), x)),
-            BlockMode::Deploy => self.conv_impl.forward(self.conv(), x),
+            BlockMode::Target => bn(self.bn(), conv(self.conv(), x)),
+            BlockMode::Deploy => conv(self.conv(), x),
             BlockMode::HyperSearch | BlockMode::Csla => {
                 let s = self.scale_conv.as_ref().expect("CSLA block has scale_conv");
                 let t = self.scale_1x1.as_ref().expect("CSLA block has scale_1x1");
                 let one = self.conv_1x1.as_ref().expect("CSLA block has conv_1x1");
-                let mut out = self.conv_impl.forward(self.conv(), x.clone()) * s.per_channel()
-                    + self.conv_impl.forward(one, x.clone()) * t.per_channel();
+                let mut out =
+                    conv(self.conv(), x.clone()) * scale(s) + conv(one, x.clone()) * scale(t);
                 if let Some(gamma) = &self.scale_identity {
-                    out = out + x * gamma.per_channel();
+                    out = out + x * scale(gamma);
                 }
-                self.bn().forward(out)
+                bn(self.bn(), out)
             }
             BlockMode::RepVgg => {
                 let three = self.conv_3x3.as_ref().expect("RepVGG block has conv_3x3");
                 let one = self.conv_1x1.as_ref().expect("RepVGG block has conv_1x1");
                 let bn_3x3 = self.bn_3x3.as_ref().expect("RepVGG block has bn_3x3");
                 let bn_1x1 = self.bn_1x1.as_ref().expect("RepVGG block has bn_1x1");
-                let mut out = bn_3x3.forward(self.conv_impl.forward(three, x.clone()))
-                    + bn_1x1.forward(self.conv_impl.forward(one, x.clone()));
-                if let Some(bn) = &self.bn_identity {
-                    out = out + bn.forward(x);
+                let mut out = bn(bn_3x3, conv(three, x.clone())) + bn(bn_1x1, conv(one, x.clone()));
+                if let Some(identity) = &self.bn_identity {
+                    out = out + bn(identity, x);
                 }
                 out
             }

@@ -43,9 +43,88 @@ impl core::str::FromStr for ConvImpl {
     }
 }
 
+/// The memory order of a model's activations between its layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `[N, C, H, W]`: Burn's and PyTorch's order.
+    ChannelsFirst,
+    /// `[C, N, H, W]`: each channel's values for the whole batch side by side, the rows of the
+    /// im2col product `Y = W · P` (see [`conv2d_im2col_cnhw`]), so no copy reorders activations
+    /// around a convolution or a batch norm, nor a kernel or its gradient.
+    ChannelsMajor,
+}
+
+impl Layout {
+    /// `x` `[N, C, H, W]` in this layout.
+    pub fn from_nchw(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Layout::ChannelsFirst => x,
+            Layout::ChannelsMajor => x.swap_dims(0, 1),
+        }
+    }
+
+    /// `x`, in this layout, as `[N, C, H, W]`.
+    pub fn to_nchw(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Layout::ChannelsFirst => x,
+            Layout::ChannelsMajor => x.swap_dims(0, 1),
+        }
+    }
+
+    /// `x`, in this layout, in layout `to`.
+    pub fn convert(self, x: Tensor<4>, to: Layout) -> Tensor<4> {
+        if self == to {
+            x
+        } else {
+            to.from_nchw(self.to_nchw(x))
+        }
+    }
+
+    /// `values` `[C]` shaped to broadcast over the channels of a tensor in this layout.
+    pub fn per_channel(self, values: Tensor<1>) -> Tensor<4> {
+        let channels = values.dims()[0] as i32;
+        match self {
+            Layout::ChannelsFirst => values.reshape([1, channels, 1, 1]),
+            Layout::ChannelsMajor => values.reshape([channels, 1, 1, 1]),
+        }
+    }
+
+    /// The mean over height and width: `[N, C]`.
+    pub fn global_average(self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Layout::ChannelsFirst => {
+                let [n, c, h, w] = x.dims();
+                x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+            }
+            Layout::ChannelsMajor => {
+                let [c, n, h, w] = x.dims();
+                x.reshape([c, n, h * w])
+                    .mean_dim(2)
+                    .reshape([c, n])
+                    .transpose()
+            }
+        }
+    }
+}
+
 impl ConvImpl {
+    /// The layout of the activations this way computes best in: channel-major for im2col
+    /// (its product reads and writes channel rows), channels-first for Burn's `conv2d`.
+    pub fn layout(self) -> Layout {
+        match self {
+            ConvImpl::Native => Layout::ChannelsFirst,
+            ConvImpl::Im2col => Layout::ChannelsMajor,
+        }
+    }
+
     /// `conv`'s output for `x` `[N, C_in, H, W]`, computed this way.
     pub fn forward(self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        let layout = self.layout();
+        layout.to_nchw(self.forward_laid_out(conv, layout.from_nchw(x)))
+    }
+
+    /// `conv`'s output for `x` given and returned in [`ConvImpl::layout`].
+    pub fn forward_laid_out(self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         match self {
             ConvImpl::Native => conv.forward(x),
             ConvImpl::Im2col => {
@@ -62,7 +141,7 @@ impl ConvImpl {
                     PaddingConfig2d::Valid => [0; 4],
                     other => panic!("im2col convolution: unsupported padding {other:?}"),
                 };
-                conv2d_im2col(
+                conv2d_im2col_cnhw(
                     x,
                     conv.weight.val(),
                     conv.bias.as_ref().map(|b| b.val()),
@@ -79,20 +158,10 @@ impl ConvImpl {
 ///
 /// `y[n, o, i, j] = b[o] + Σ_{c, u, v} w[o, c, u, v] · x̃[n, c, s_h·i + u − p_top, s_w·j + v − p_left]`,
 ///
-/// with `x̃` zero outside the input. The input is laid out channels-last as a matrix `X` of
-/// `N·H·W` pixel rows of `C_in` values, followed by zero rows; the patch matrix
-/// `P = X[r]` `[N·H_out·W_out, k_h·k_w·C_in]` gathers, for every output pixel, the rows `r` of its
-/// `k_h·k_w` taps (a zero row for a tap in the padding), so its columns are ordered `(u, v, c)`;
-/// and `Y = P · Wᵀ` with `W` `[C_out, k_h·k_w·C_in]` in the same order.
-///
-/// Every step is a tensor operation, so automatic differentiation gives the backward pass as
-/// two more matrix products, `∂P = ∂Y · W` and `∂W = ∂Yᵀ · P`, and one scatter-add of `∂P`'s rows
-/// onto `∂X` (the gather's backward). Each product covers the whole batch: for a 2×2 feature map
-/// and batch 32 it has 128 rows where a per-image product has 4.
-///
-/// `x`: `[N, C_in, H, W]`; `weight`: `[C_out, C_in, k_h, k_w]`; `padding`: top, left, bottom,
-/// right. Returns `[N, C_out, H_out, W_out]`, `H_out = ⌊(H + top + bottom − k_h) / s_h⌋ + 1`
-/// (likewise `W_out`).
+/// with `x̃` zero outside the input; see [`conv2d_im2col_cnhw`], which this calls between two
+/// permutes. `x`: `[N, C_in, H, W]`; `weight`: `[C_out, C_in, k_h, k_w]`; `padding`: top, left,
+/// bottom, right. Returns `[N, C_out, H_out, W_out]`,
+/// `H_out = ⌊(H + top + bottom − k_h) / s_h⌋ + 1` (likewise `W_out`).
 pub fn conv2d_im2col(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -100,7 +169,32 @@ pub fn conv2d_im2col(
     stride: [usize; 2],
     padding: [usize; 4],
 ) -> Tensor<4> {
-    let [batch, channels_in, height, width] = x.dims();
+    let y = conv2d_im2col_cnhw(x.swap_dims(0, 1), weight, bias, stride, padding);
+    y.swap_dims(0, 1)
+}
+
+/// [`conv2d_im2col`] on channel-major activations: `x` `[C_in, N, H, W]` in, `[C_out, N,
+/// H_out, W_out]` out.
+///
+/// The input is a matrix `X` `[C_in, N·H·W]`, one row per channel, followed by a zero column;
+/// the patch matrix `P = X[:, r]` `[C_in·k_h·k_w, N·H_out·W_out]` gathers, for every tap `(u, v)`
+/// and output pixel, the column `r` its tap reads (the zero column for a tap in the padding),
+/// so its rows are ordered `(c, u, v)`, the order of the kernel `W` `[C_out, C_in·k_h·k_w]` as
+/// stored; and `Y = W · P`, one row per output channel. Neither the kernel, nor its gradient,
+/// nor the output is reordered.
+///
+/// Every step is a tensor operation, so automatic differentiation gives the backward pass as
+/// two more matrix products, `∂P = Wᵀ · ∂Y` and `∂W = ∂Y · Pᵀ`, and one scatter-add of `∂P`'s
+/// columns onto `∂X` (the gather's backward). Each product covers the whole batch: for a 2×2
+/// feature map and batch 32 it has 128 columns where a per-image product has 4.
+pub fn conv2d_im2col_cnhw(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: [usize; 4],
+) -> Tensor<4> {
+    let [channels_in, batch, height, width] = x.dims();
     let [channels_out, weight_channels_in, kernel_h, kernel_w] = weight.dims();
     assert_eq!(
         channels_in, weight_channels_in,
@@ -114,38 +208,31 @@ pub fn conv2d_im2col(
     );
     let device = x.device();
     let pixels = batch * height * width;
-    // [N, H, W, C] as rows of C values; with a padding, an extra all-zero image after the batch
-    // holds the row that padding taps read.
-    let x = x.permute([0, 2, 3, 1]);
+    let x = x.reshape([channels_in, pixels]);
     let patches = if geometry.is_identity() {
-        x.reshape([pixels, channels_in])
+        x
     } else {
-        let rows = if geometry.reads_padding() {
-            let zero_image =
-                Tensor::<4>::zeros([1, height, width, channels_in], &device).cast(x.dtype());
-            Tensor::cat(vec![x, zero_image], 0).reshape([pixels + height * width, channels_in])
+        let columns = if geometry.reads_padding() {
+            let zero = Tensor::<2>::zeros([channels_in, 1], &device).cast(x.dtype());
+            Tensor::cat(vec![x, zero], 1)
         } else {
-            x.reshape([pixels, channels_in])
+            x
         };
-        let rows_of_taps = Tensor::<1, Int>::from_data(
-            TensorData::new(geometry.tap_rows(), [geometry.taps()]),
+        let taps = Tensor::<1, Int>::from_data(
+            TensorData::new(geometry.tap_columns(), [geometry.taps()]),
             &device,
         );
-        rows.select(0, rows_of_taps)
-            .reshape([geometry.output_pixels(), kernel_h * kernel_w * channels_in])
+        columns
+            .select(1, taps)
+            .reshape([channels_in * kernel_h * kernel_w, geometry.output_pixels()])
     };
-    // [C_out, k_h, k_w, C_in] → [k_h·k_w·C_in, C_out]
-    let kernel = weight
-        .permute([0, 2, 3, 1])
-        .reshape([channels_out, kernel_h * kernel_w * channels_in])
-        .transpose();
-    let mut y = patches.matmul(kernel);
+    let kernel = weight.reshape([channels_out, channels_in * kernel_h * kernel_w]);
+    let mut y = kernel.matmul(patches);
     if let Some(bias) = bias {
-        y = y + bias.reshape([1, channels_out]);
+        y = y + bias.reshape([channels_out, 1]);
     }
     let [out_h, out_w] = geometry.output_size;
-    y.reshape([batch, out_h, out_w, channels_out])
-        .permute([0, 3, 1, 2])
+    y.reshape([channels_out, batch, out_h, out_w])
 }
 
 /// Where the taps of a convolution read: for every output pixel `(n, i, j)` and tap `(u, v)`, the
@@ -204,6 +291,18 @@ impl PatchGeometry {
         self.output_pixels() * self.kernel[0] * self.kernel[1]
     }
 
+    /// The input pixel every tap reads, tap by tap (`(u, v)` order), output pixels in order
+    /// within each: the columns of the patch matrix `[k_h·k_w, N·H_out·W_out]`.
+    fn tap_columns(&self) -> Vec<i64> {
+        let rows = self.tap_rows();
+        let taps = self.kernel[0] * self.kernel[1];
+        let pixels = self.output_pixels();
+        (0..taps)
+            .flat_map(|t| (0..pixels).map(move |p| (t, p)))
+            .map(|(t, p)| rows[p * taps + t])
+            .collect()
+    }
+
     /// The row every tap reads, output pixel by output pixel, taps in `(u, v)` order.
     fn tap_rows(&self) -> Vec<i64> {
         let [batch, height, width] = self.input;
@@ -249,5 +348,10 @@ mod tests {
             z, z, z,  1, 2, z,  4, 5, z,   // output (0, 1): rows −1…1, columns 1…3
         ];
         assert_eq!(geometry.tap_rows(), expected);
+        // The same reads, tap by tap: tap t of output pixel p is column t·2 + p.
+        let by_tap: Vec<i64> = (0..9)
+            .flat_map(|t| [expected[t], expected[9 + t]])
+            .collect();
+        assert_eq!(geometry.tap_columns(), by_tap);
     }
 }

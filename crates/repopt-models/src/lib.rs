@@ -39,7 +39,7 @@ pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
 
 pub use block::{RepOptVggBlock, ScaleLayer};
 pub use config::{BlockMode, BlockSpec, PRESETS, RepOptVggConfig};
-pub use conv::{ConvImpl, conv2d_im2col};
+pub use conv::{ConvImpl, Layout, conv2d_im2col, conv2d_im2col_cnhw};
 pub use decay::decays_weight;
 pub use error::{ModelError, Result};
 pub use handler::RepOptVggHandler;

@@ -9,7 +9,7 @@ use repopt_core::csla::{Branch, CslaConv, IdentityInit, identity_kernel};
 
 use crate::block::{RepOptVggBlock, conv};
 use crate::config::{BlockMode, BlockSpec, RepOptVggConfig};
-use crate::conv::ConvImpl;
+use crate::conv::{ConvImpl, Layout};
 use crate::error::{ModelError, Result};
 
 /// RepOpt-VGG: `stage0`, four stages of blocks, global average pooling, a linear classifier.
@@ -105,28 +105,38 @@ impl RepOptVgg {
 
     /// Logits `[N, classes]` of images `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let features = self.forward_stages(x).pop().expect("five stages");
-        self.head(features)
+        let (features, layout) = self.forward_stages_laid_out(x).pop().expect("five stages");
+        self.linear.forward(layout.global_average(features))
     }
 
-    /// The outputs of stage0 … stage4.
+    /// The outputs of stage0 … stage4, `[N, C, H, W]`.
     pub fn forward_stages(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        self.forward_stages_laid_out(x)
+            .into_iter()
+            .map(|(x, layout)| layout.to_nchw(x))
+            .collect()
+    }
+
+    /// The outputs of stage0 … stage4, each in the layout its last block computes in; `x` is
+    /// `[N, C, H, W]` and is brought into each block's layout when it differs from the last.
+    fn forward_stages_laid_out(&self, mut x: Tensor<4>) -> Vec<(Tensor<4>, Layout)> {
         let mut outputs = Vec::with_capacity(5);
-        let mut x = self.stage0.forward(x);
-        outputs.push(x.clone());
-        for stage in [&self.stage1, &self.stage2, &self.stage3, &self.stage4] {
+        let mut layout = Layout::ChannelsFirst;
+        let stages = [
+            std::slice::from_ref(&self.stage0),
+            &self.stage1,
+            &self.stage2,
+            &self.stage3,
+            &self.stage4,
+        ];
+        for stage in stages {
             for block in stage {
-                x = block.forward(x);
+                x = block.forward_laid_out(layout.convert(x, block.layout()));
+                layout = block.layout();
             }
-            outputs.push(x.clone());
+            outputs.push((x.clone(), layout));
         }
         outputs
-    }
-
-    fn head(&self, features: Tensor<4>) -> Tensor<2> {
-        let [n, c, _, _] = features.dims();
-        let pooled = features.mean_dim(3).mean_dim(2).reshape([n, c]);
-        self.linear.forward(pooled)
     }
 
     /// All blocks in forward order.

@@ -3,6 +3,8 @@
 use burn::module::{Flag, Module, Param, ParamId, RunningState};
 use burn::tensor::{Device, Tensor};
 
+use crate::conv::Layout;
+
 /// Batch normalisation over `[N, C, H, W]` as PyTorch's `BatchNorm2d` computes it: training
 /// normalises with the biased batch variance but moves `running_var` towards the **unbiased**
 /// one (`n/(n−1)`), which Burn's own `BatchNorm` does not. Parameter names are PyTorch's
@@ -44,8 +46,26 @@ impl BatchNorm2d {
         }
     }
 
-    /// Normalises `x`.
+    /// Normalises `x` `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.normalise(x)
+    }
+
+    /// Normalises `x` given in `layout`. Channel-major activations `[C, N, H, W]` are
+    /// normalised as `[1, C, N·H·W]`, a view of the same memory, with the same statistics.
+    pub fn forward_laid_out(&self, x: Tensor<4>, layout: Layout) -> Tensor<4> {
+        match layout {
+            Layout::ChannelsFirst => self.normalise(x),
+            Layout::ChannelsMajor => {
+                let dims = x.dims();
+                let [c, n, h, w] = dims;
+                self.normalise(x.reshape([1, c, n * h * w])).reshape(dims)
+            }
+        }
+    }
+
+    /// Normalises `x` `[N, C, …]` over every axis but the channels' (axis 1).
+    fn normalise<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         if x.device().is_autodiff() && self.training.is_enabled() {
             self.forward_train(x)
         } else {
@@ -61,9 +81,8 @@ impl BatchNorm2d {
         }
     }
 
-    fn forward_train(&self, x: Tensor<4>) -> Tensor<4> {
-        let [n, _, h, w] = x.dims();
-        let count = (n * h * w) as f64;
+    fn forward_train<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let count = (x.shape().num_elements() / x.dims()[1]) as f64;
         let unbiased = if count > 1.0 {
             count / (count - 1.0)
         } else {

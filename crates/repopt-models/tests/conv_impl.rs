@@ -158,6 +158,27 @@ fn im2col_models_equal_native_models() {
         a.clone()
             .into_data()
             .assert_approx_eq::<f32>(&b.clone().into_data(), tolerance());
+        // Channels-last BN keeps the same running statistics.
+        let running = |model: &repopt_models::RepOptVgg| {
+            let block = &model.stage3[0];
+            let (mean, var) = block
+                .bn
+                .as_ref()
+                .or(block.bn_3x3.as_ref())
+                .unwrap()
+                .running_stats();
+            Tensor::cat(vec![mean, var], 0).into_data()
+        };
+        running(&im2col).assert_approx_eq::<f32>(&running(&native), tolerance());
+        // Every stage's output comes back as [N, C, H, W].
+        for (stage, (a, b)) in native
+            .forward_stages(x.clone())
+            .into_iter()
+            .zip(im2col.forward_stages(x.clone()))
+            .enumerate()
+        {
+            assert_close(b, a, &format!("{mode}: stage {stage} output"));
+        }
         let (ga, gb) = (a.sum().backward(), b.sum().backward());
         let first_kernel = |model: &repopt_models::RepOptVgg| -> Param<Tensor<4>> {
             let block = &model.stage1[1];
