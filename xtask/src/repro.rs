@@ -554,12 +554,19 @@ fn seconds_per_epoch(plan: &Plan, method: &str) -> Option<f64> {
         "hs" => vec![plan.hs_dir()],
         _ => (0..plan.seeds).map(|s| plan.run_dir(method, s)).collect(),
     };
-    let seconds: Vec<f64> = dirs
-        .iter()
-        .filter_map(|dir| std::fs::read_to_string(dir.with_extension("log")).ok())
-        .flat_map(|log| epoch_seconds(&log))
-        .collect();
-    (!seconds.is_empty()).then(|| stats::median(&seconds))
+    let seconds: Vec<f64> = dirs.iter().flat_map(|d| logged_epoch_seconds(d)).collect();
+    median(&seconds)
+}
+
+/// The seconds of each finished epoch in the log beside the run folder `dir` (none without a log).
+fn logged_epoch_seconds(dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(dir.with_extension("log"))
+        .map(|log| epoch_seconds(&log))
+        .unwrap_or_default()
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| stats::median(values))
 }
 
 /// Seconds of each finished epoch (training plus evaluation) in a run's log, whose lines read
@@ -619,9 +626,7 @@ fn read_outcome(dir: &Path) -> Result<Outcome, String> {
 /// The median seconds per epoch of the run in `dir`, from its log (`None` without one). The
 /// run's own mean (`outcome.json`) counts the time it was paused.
 fn median_epoch_seconds(dir: &Path) -> Option<f64> {
-    let log = std::fs::read_to_string(dir.with_extension("log")).ok()?;
-    let seconds = epoch_seconds(&log);
-    (!seconds.is_empty()).then(|| stats::median(&seconds))
+    median(&logged_epoch_seconds(dir))
 }
 
 /// The per-epoch test top-1 of a run (`valid_top1` of its metrics.csv), in epoch order.
