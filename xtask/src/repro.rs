@@ -660,17 +660,22 @@ pub fn late_gain(curve: &[f64]) -> Option<f64> {
 /// `long_epochs`, where both have finished.
 fn convergence_check(plan: &Plan, runs: &[Finished]) -> String {
     let mut out = format!(
-        "\nConvergence check, seed 0: the same run on a {} -epoch schedule\n\n| method | top-1 at {} epochs | top-1 at {} epochs | gain |\n|---|---|---|---|\n",
-        plan.long_epochs, plan.epochs, plan.long_epochs
+        "\nConvergence check, seed 0: the same run on the {long}-epoch schedule\n\n| method | top-1 at {} epochs | top-1 at {long} epochs | gain | last-10 % gain at {long} |\n|---|---|---|---|---|\n",
+        plan.epochs,
+        long = plan.long_epochs,
     );
     let mut any = false;
     for method in LONG_METHODS {
         let short = runs.iter().find(|r| r.method == method && r.seed == 0);
-        let long = read_outcome(&plan.out.join(format!("{method}-long")));
-        if let (Some(short), Ok(long)) = (short, long) {
+        let dir = plan.out.join(format!("{method}-long"));
+        if let (Some(short), Ok(long)) = (short, read_outcome(&dir)) {
             any = true;
+            let late = test_curve(&dir)
+                .ok()
+                .and_then(|curve| late_gain(&curve))
+                .map_or("?".to_string(), |g| format!("{g:+.2}"));
             out.push_str(&format!(
-                "| {method} | {:.2} | {:.2} | {:+.2} |\n",
+                "| {method} | {:.2} | {:.2} | {:+.2} | {late} |\n",
                 short.outcome.top1,
                 long.top1,
                 long.top1 - short.outcome.top1
@@ -1098,5 +1103,45 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
         let seconds = epoch_seconds(log);
         assert_eq!(seconds, vec![42.0, 2403.0, 41.0]);
         assert_eq!(stats::median(&seconds), 42.0);
+    }
+
+    /// The convergence check pairs seed 0 at the plan's epochs with its long run and gives the
+    /// long run's late gain; a method without a finished long run has no row.
+    #[test]
+    fn the_convergence_check_compares_seed_0_with_its_long_run() {
+        let dir = std::env::temp_dir().join(format!("repro-long-{}", std::process::id()));
+        let plan = Plan::new(&Repro {
+            epochs: Some(10),
+            long_epochs: Some(20),
+            ..settings(&dir)
+        })
+        .unwrap();
+        let long = dir.join("repopt-long");
+        std::fs::create_dir_all(&long).unwrap();
+        std::fs::write(long.join("outcome.json"), r#"{"test": {"top1": 80.5}}"#).unwrap();
+        let rows: String = (1..=20).map(|e| format!("{e},{}\n", 60 + e)).collect();
+        std::fs::write(
+            long.join("metrics.csv"),
+            format!("epoch,valid_top1\n{rows}"),
+        )
+        .unwrap();
+        let finished = |method: &str| Finished {
+            method: method.into(),
+            seed: 0,
+            outcome: Outcome {
+                top1: 79.0,
+                seconds_per_epoch: 1.0,
+                peak_memory_mib: None,
+            },
+            curve: vec![],
+        };
+        let table = convergence_check(&plan, &[finished("repopt"), finished("plain")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(table.contains("the 20-epoch schedule"), "{table}");
+        assert!(
+            table.contains("| repopt | 79.00 | 80.50 | +1.50 | +2.00 |"),
+            "{table}"
+        );
+        assert!(!table.contains("| plain |"), "{table}");
     }
 }
