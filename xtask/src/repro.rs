@@ -34,7 +34,7 @@ pub struct Repro {
     /// Folder of the runs (kept between sittings).
     #[arg(long, default_value = "runs/repro")]
     pub out: PathBuf,
-    /// Seeds per method [default: 3; 1 with --quick].
+    /// Seeds per method [default: 3; 1 with --quick]; more than a folder's plan adds seeds to it.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub seeds: Option<u64>,
     /// Training epochs per method [default: 40, the protocol of docs/results.md; 2 with --quick].
@@ -115,7 +115,7 @@ pub const LONG_METHODS: [&str; 3] = ["repopt", "plain", "repvgg"];
 impl Plan {
     /// The plan of `r`: flags first, then the plan recorded in `--out` by an earlier sitting,
     /// then the defaults. A flag that contradicts the recorded plan is an error (the runs under
-    /// way would otherwise mix two settings).
+    /// way would otherwise mix two settings), except more `--seeds`, which add seeds to it.
     fn new(r: &Repro) -> Result<Self, String> {
         let recorded = Self::recorded(&r.out)?;
         let pick = |name: &str, given: Option<u64>, full: u64, quick: u64| {
@@ -140,9 +140,16 @@ impl Plan {
             ));
         }
         let epochs = pick("epochs", r.epochs, 40, 2)?;
+        // More seeds than recorded extend the matrix: the runs done keep their meaning.
+        let more_seeds = r
+            .seeds
+            .filter(|&n| recorded.as_ref().and_then(|v| v["seeds"].as_u64()) < Some(n));
         Ok(Self {
             quick: r.quick,
-            seeds: pick("seeds", r.seeds, 3, 1)?,
+            seeds: match more_seeds {
+                Some(n) => n,
+                None => pick("seeds", r.seeds, 3, 1)?,
+            },
             epochs,
             hs_epochs: pick("hs_epochs", r.hs_epochs, 20, 1)?,
             long_epochs: pick("long_epochs", r.long_epochs, 2 * epochs, 0)?,
@@ -1059,6 +1066,16 @@ mod tests {
         assert_eq!(Plan::new(&with_epochs(Some(12))).unwrap().epochs, 12);
         let refused = Plan::new(&with_epochs(Some(13))).unwrap_err();
         assert!(refused.contains("--epochs 13"), "{refused}");
+        let with_seeds = |seeds| Repro {
+            seeds,
+            ..settings(&dir)
+        };
+        let fewer = Plan::new(&with_seeds(Some(2))).unwrap_err();
+        assert!(fewer.contains("--seeds 2"), "{fewer}");
+        let more = Plan::new(&with_seeds(Some(5))).unwrap();
+        assert_eq!((more.seeds, more.epochs), (5, 12));
+        more.record().unwrap();
+        assert_eq!(Plan::new(&with_seeds(None)).unwrap().seeds, 5);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
