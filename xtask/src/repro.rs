@@ -231,7 +231,10 @@ impl Plan {
         self.out.join(format!("{method}-s{seed}"))
     }
 
-    /// Every run in the order they are trained: the search, then seed by seed.
+    /// Every run in the order they are trained, so that a matrix stopped part way answers the
+    /// main questions first: the search; RepOpt-VGG, plain SGD and RepVGG seed by seed (the two
+    /// differences the claim rests on); the convergence check; then the other methods seed by
+    /// seed.
     fn runs(&self) -> Vec<Run> {
         let mut runs = vec![Run {
             method: "hs".into(),
@@ -240,29 +243,36 @@ impl Plan {
             epochs: self.hs_epochs,
             long: false,
         }];
-        for seed in 0..self.seeds {
-            for (method, _) in METHODS {
-                runs.push(Run {
-                    method: method.into(),
-                    seed,
-                    dir: self.run_dir(method, seed),
-                    epochs: self.epochs,
-                    long: false,
-                });
-            }
-        }
+        let (main, others): (Vec<&str>, Vec<&str>) = METHODS
+            .iter()
+            .map(|(method, _)| *method)
+            .partition(|method| LONG_METHODS.contains(method));
+        runs.extend(self.seed_by_seed(&main));
         if self.long_epochs > 0 {
-            for method in LONG_METHODS {
-                runs.push(Run {
-                    method: method.into(),
-                    seed: 0,
-                    dir: self.out.join(format!("{method}-long")),
-                    epochs: self.long_epochs,
-                    long: true,
-                });
-            }
+            runs.extend(LONG_METHODS.iter().map(|method| Run {
+                method: method.to_string(),
+                seed: 0,
+                dir: self.out.join(format!("{method}-long")),
+                epochs: self.long_epochs,
+                long: true,
+            }));
         }
+        runs.extend(self.seed_by_seed(&others));
         runs
+    }
+
+    /// The runs of `methods` on the plan's schedule, seed by seed.
+    fn seed_by_seed(&self, methods: &[&str]) -> Vec<Run> {
+        (0..self.seeds)
+            .flat_map(|seed| methods.iter().map(move |method| (seed, *method)))
+            .map(|(seed, method)| Run {
+                method: method.into(),
+                seed,
+                dir: self.run_dir(method, seed),
+                epochs: self.epochs,
+                long: false,
+            })
+            .collect()
     }
 }
 
@@ -1091,6 +1101,29 @@ mod tests {
                 .all(|r| r.epochs == 80 && r.seed == 0)
         );
         assert_eq!(runs[0].method, "hs");
+        // The main comparison of every seed, then the convergence check, then the rest.
+        let order: Vec<String> = runs[1..].iter().map(|r| r.label()).collect();
+        assert_eq!(
+            order[..9],
+            ["repopt", "plain", "repvgg"].repeat(3)[..],
+            "{order:?}"
+        );
+        assert_eq!(
+            order[9..12],
+            ["repopt (long)", "plain (long)", "repvgg (long)"],
+            "{order:?}"
+        );
+        assert_eq!(
+            order[12..15],
+            ["repopt-ones", "reinit-only", "mults-only"],
+            "{order:?}"
+        );
+        assert!(
+            runs[1..10]
+                .iter()
+                .map(|r| r.seed)
+                .eq([0, 0, 0, 1, 1, 1, 2, 2, 2])
+        );
         let scaled: Vec<_> = runs
             .iter()
             .filter(|r| r.args(&plan, "D", "S").contains(&"--scales".to_string()))
