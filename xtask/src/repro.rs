@@ -22,6 +22,8 @@ use std::process::Command;
 
 use crate::stats;
 
+mod export;
+
 /// Settings of a reproduction (`cargo xtask repro`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Repro {
@@ -57,6 +59,12 @@ pub struct Repro {
     /// nothing, so it can run beside a reproduction under way.
     #[arg(long)]
     pub report_only: bool,
+    /// Copy what another machine needs to continue the reproduction into this folder and
+    /// train nothing: the plan, every run's settings, outcome, metrics and log, and each
+    /// unfinished run's metric logs and newest checkpoint (no trained models). Continue with
+    /// `--out` at a copy of that folder.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
     /// Runs trained at the same time. One training process keeps about 1.2 of 2 cores busy;
     /// two side by side train ≈ 1.8× as many images per second.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
@@ -385,6 +393,9 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
     let plan = Plan::new(settings)?;
     if settings.status {
         return status(&plan);
+    }
+    if let Some(dest) = &settings.export {
+        return export::export(&plan, dest);
     }
     if settings.report_only {
         let repopt = match &settings.repopt {
@@ -1020,7 +1031,7 @@ mod tests {
 
     /// A full (not `--quick`) reproduction into `out`: every other setting at its default but
     /// the profile, `dev`.
-    fn settings(out: impl Into<PathBuf>) -> Repro {
+    pub(super) fn settings(out: impl Into<PathBuf>) -> Repro {
         Repro {
             quick: false,
             data: None,
@@ -1032,6 +1043,7 @@ mod tests {
             docs: false,
             status: false,
             report_only: false,
+            export: None,
             jobs: 2,
             profile: "dev".into(),
             repopt: None,
