@@ -2,7 +2,8 @@
 //!
 //! For every finished run of RepOpt-VGG, RepVGG and the plain model in the reproduction folder,
 //! `repopt quantize` evaluates every scheme (kept in the run's `quantization.json`, so a finished
-//! run is not quantized again); the study then gives FP32 and INT8 top-1 per method and scheme
+//! run is not quantized again; a run whose model was not kept counts only through such a
+//! report); the study then gives FP32 and INT8 top-1 per method and scheme
 //! over the seeds, the drop, the per-layer weight SQNR and the kernels' distribution.
 
 use std::path::{Path, PathBuf};
@@ -40,7 +41,13 @@ pub fn ptq(settings: &Ptq) -> Result<(), String> {
         Some(path) => path.clone(),
         None => crate::binary("repopt-train", "repopt", "release")?,
     };
-    let runs = finished_runs(&settings.repro);
+    let (runs, left_out) = quantizable(finished_runs(&settings.repro));
+    for dir in &left_out {
+        println!(
+            "{}: left out (no model.bpk to quantize and no quantization.json)",
+            dir.display()
+        );
+    }
     if runs.is_empty() {
         return Err(format!(
             "no finished run of {} in {}: run `cargo xtask repro` first",
@@ -111,6 +118,15 @@ fn finished_runs(repro: &Path) -> Vec<(String, u64, PathBuf)> {
         }
     }
     runs
+}
+
+/// The runs that have a complete report or the model to make one, and the folders of those
+/// that have neither (a run whose model was not kept).
+fn quantizable(runs: Vec<(String, u64, PathBuf)>) -> (Vec<(String, u64, PathBuf)>, Vec<PathBuf>) {
+    let (kept, gone): (Vec<_>, Vec<_>) = runs.into_iter().partition(|(_, _, dir)| {
+        complete_report(&dir.join("quantization.json")) || dir.join("model.bpk").is_file()
+    });
+    (kept, gone.into_iter().map(|(_, _, dir)| dir).collect())
 }
 
 /// Whether `path` is a report of every scheme (`repopt quantize` with its default lists).
@@ -244,13 +260,29 @@ fn drop_differences(reports: &[(String, u64, serde_json::Value)], keys: &[String
     out
 }
 
-/// The SQNR and kernel-distribution pictures of seed 0's runs.
+/// The seed the pictures show: the first whose runs all still have their models (the kernel
+/// picture reads them); `None` when no seed has.
+fn picture_seed(runs: &[(String, u64, PathBuf)]) -> Option<u64> {
+    let mut seeds: Vec<u64> = runs.iter().map(|(_, s, _)| *s).collect();
+    seeds.dedup();
+    seeds.into_iter().find(|seed| {
+        runs.iter()
+            .filter(|(_, s, _)| s == seed)
+            .all(|(_, _, dir)| dir.join("model.bpk").is_file())
+    })
+}
+
+/// The SQNR and kernel-distribution pictures of one seed's runs (see [`picture_seed`]).
 fn pictures(
     repopt: &Path,
     runs: &[(String, u64, PathBuf)],
     out: &Path,
 ) -> Result<Vec<PathBuf>, String> {
-    let first: Vec<&(String, u64, PathBuf)> = runs.iter().filter(|(_, s, _)| *s == 0).collect();
+    let Some(seed) = picture_seed(runs) else {
+        println!("no seed has every run's model: no pictures");
+        return Ok(Vec::new());
+    };
+    let first: Vec<&(String, u64, PathBuf)> = runs.iter().filter(|(_, s, _)| *s == seed).collect();
     let labels: Vec<&str> = first.iter().map(|(m, _, _)| m.as_str()).collect();
     let reports: Vec<String> = first
         .iter()
@@ -280,4 +312,45 @@ fn pictures(
         crate::run(command)?;
     }
     Ok(vec![sqnr, kernels])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run folder under `root` with the given files.
+    fn run(root: &Path, method: &str, seed: u64, files: &[&str]) -> (String, u64, PathBuf) {
+        let dir = root.join(format!("{method}-s{seed}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in files {
+            let text = match *file {
+                "quantization.json" => r#"{"schemes": [1, 2, 3, 4, 5, 6, 7, 8]}"#,
+                _ => "",
+            };
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        (method.to_string(), seed, dir)
+    }
+
+    /// A run without its model is left out unless its report was made while it had one; the
+    /// pictures come from the first seed whose runs all have their models.
+    #[test]
+    fn runs_without_models_are_left_out() {
+        let root = std::env::temp_dir().join(format!("ptq-runs-{}", std::process::id()));
+        let runs = vec![
+            run(&root, "repopt", 0, &["outcome.json", "quantization.json"]),
+            run(&root, "plain", 0, &["outcome.json"]),
+            run(&root, "repopt", 1, &["outcome.json", "model.bpk"]),
+            run(&root, "plain", 1, &["outcome.json", "model.bpk"]),
+        ];
+        let (kept, gone) = quantizable(runs.clone());
+        assert_eq!(
+            kept,
+            vec![runs[0].clone(), runs[2].clone(), runs[3].clone()]
+        );
+        assert_eq!(gone, vec![runs[1].2.clone()]);
+        assert_eq!(picture_seed(&kept), Some(1));
+        assert_eq!(picture_seed(&kept[..1]), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
