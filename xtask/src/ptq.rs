@@ -29,7 +29,7 @@ pub struct Ptq {
 }
 
 /// The methods the study compares.
-const METHODS: [(&str, &str); 3] = [
+pub const METHODS: [(&str, &str); 3] = [
     ("repopt", "RepOpt-VGG (target, BN folded)"),
     ("repvgg", "RepVGG (fused)"),
     ("plain", "plain target + SGD (BN folded)"),

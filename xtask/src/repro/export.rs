@@ -46,9 +46,31 @@ pub(super) fn export(plan: &Plan, dest: &Path) -> Result<(), String> {
             copy(&log, &to.with_extension("log"))?;
         }
         println!("{}", describe(&run, &files));
+        if let Some(warning) = unquantized(&run) {
+            println!("  warning: {warning}");
+        }
     }
     println!("exported into {}", dest.display());
     Ok(())
+}
+
+/// A warning when `run` is finished and has the model the int8 study reads but no report of it
+/// (`quantization.json`): the export keeps no models, so the study could not cover it later.
+fn unquantized(run: &Run) -> Option<String> {
+    let studied = crate::ptq::METHODS.iter().any(|(m, _)| *m == run.method);
+    (studied
+        && !run.long
+        && run.finished()
+        && run.dir.join("model.bpk").is_file()
+        && !run.dir.join("quantization.json").is_file())
+    .then(|| {
+        format!(
+            "{} has no int8 report and the export keeps no model: run `cargo xtask ptq \
+             --repro {}` first",
+            run.dir.display(),
+            run.dir.parent().unwrap_or(Path::new(".")).display()
+        )
+    })
 }
 
 /// What the export holds of `run`, for the summary line.
@@ -297,12 +319,27 @@ mod tests {
         }
         export(&plan, &dest).unwrap();
         assert!(dest.join("plain-s0/checkpoint/model-1.bpk").is_file());
+        let plain = plan
+            .runs()
+            .into_iter()
+            .find(|r| r.method == "plain")
+            .unwrap();
+        assert_eq!(unquantized(&plain), None);
         write(&run.join("outcome.json"), "o");
         write(&run.join("metrics.csv"), "m");
+        write(&run.join("model.bpk"), "model");
+        assert!(unquantized(&plain).is_some_and(|w| w.contains("xtask ptq")));
+        write(&run.join("quantization.json"), "q");
+        assert_eq!(unquantized(&plain), None);
         export(&plan, &dest).unwrap();
         assert_eq!(
             tree(&dest.join("plain-s0")),
-            ["metrics.csv", "outcome.json", "run.json"]
+            [
+                "metrics.csv",
+                "outcome.json",
+                "quantization.json",
+                "run.json"
+            ]
         );
         std::fs::remove_dir_all(&root).unwrap();
     }
