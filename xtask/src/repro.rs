@@ -351,18 +351,7 @@ impl Run {
         if self.finished() {
             return self.epochs;
         }
-        let Ok(entries) = std::fs::read_dir(self.dir.join("checkpoint")) else {
-            return 0;
-        };
-        entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_prefix("model-")?
-                    .strip_suffix(".bpk")?
-                    .parse::<u64>()
-                    .ok()
-            })
+        model_checkpoints(&self.dir.join("checkpoint"))
             .max()
             .unwrap_or(0)
     }
@@ -392,6 +381,20 @@ impl Run {
         }
         args
     }
+}
+
+/// The epochs of the model checkpoints (`model-N.bpk`) in `dir`; none when it does not exist.
+fn model_checkpoints(dir: &Path) -> impl Iterator<Item = u64> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("model-")?
+                .strip_suffix(".bpk")?
+                .parse::<u64>()
+                .ok()
+        })
 }
 
 /// `cargo xtask repro`.

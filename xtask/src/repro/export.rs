@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Plan, Run};
+use super::{Plan, Run, model_checkpoints};
 
 /// Burn's metric logs of a run under way (`<split>/epoch-N/<metric>.log`).
 const METRIC_LOGS: [&str; 2] = ["train", "valid"];
@@ -147,15 +147,7 @@ fn list(root: &Path, sub: &Path, deep: bool) -> Result<Vec<PathBuf>, String> {
 
 /// The newest epoch whose model, optimizer and scheduler checkpoints are all in `dir`.
 fn newest_checkpoint(dir: &Path) -> Option<u64> {
-    let entries = std::fs::read_dir(dir).ok()?;
-    entries
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".bpk")?
-                .parse::<u64>()
-                .ok()
-        })
+    model_checkpoints(dir)
         .filter(|&epoch| {
             CHECKPOINT_RECORDS
                 .iter()
@@ -247,14 +239,21 @@ mod tests {
         files
     }
 
+    /// A temporary folder `root` holding a recorded full plan in `out` and room for an
+    /// export in `dest`: `(root, out, dest, plan)`.
+    fn fixture(name: &str) -> (PathBuf, PathBuf, PathBuf, Plan) {
+        let root = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let (out, dest) = (root.join("out"), root.join("dest"));
+        let plan = Plan::new(&settings(&out)).unwrap();
+        plan.record().unwrap();
+        (root, out, dest, plan)
+    }
+
     /// A finished run keeps its records; a run under way also its metric logs and only its
     /// newest complete checkpoint; exporting again replaces the older export.
     #[test]
     fn an_export_holds_what_continues_the_matrix() {
-        let root = std::env::temp_dir().join(format!("repro-export-{}", std::process::id()));
-        let (out, dest) = (root.join("out"), root.join("dest"));
-        let plan = Plan::new(&settings(&out)).unwrap();
-        plan.record().unwrap();
+        let (root, out, dest, plan) = fixture("repro-export");
         for file in [
             "run.json",
             "outcome.json",
@@ -307,10 +306,7 @@ mod tests {
     /// A run that finished after an export loses its metric logs and checkpoint there.
     #[test]
     fn a_run_finished_since_the_last_export_is_pruned() {
-        let root = std::env::temp_dir().join(format!("repro-export-done-{}", std::process::id()));
-        let (out, dest) = (root.join("out"), root.join("dest"));
-        let plan = Plan::new(&settings(&out)).unwrap();
-        plan.record().unwrap();
+        let (root, out, dest, plan) = fixture("repro-export-done");
         let run = out.join("plain-s0");
         write(&run.join("run.json"), "r");
         write(&run.join("train/epoch-1/Loss.log"), "1");
