@@ -74,9 +74,10 @@ struct MeasureArgs {
     /// flex, or ndarray (needs the `ndarray` feature).
     #[arg(long, default_value = "flex")]
     backend: Backend,
-    /// How the model's convolutions are computed: im2col (one matrix product per convolution
-    /// for the whole batch; the faster on CPU backends) or native (Burn's conv2d).
-    #[arg(long, default_value = "im2col")]
+    /// How the model's convolutions are computed: patches (one matrix product per convolution
+    /// for the whole batch, as an operation of its own on flex; the fastest on CPU backends),
+    /// im2col (the same product through tensor operations) or native (Burn's conv2d).
+    #[arg(long, default_value = "patches")]
     conv: ConvImpl,
     /// Recompute the activations of memory-bound operations in the backward pass instead of
     /// keeping them (training modes; Burn's balanced gradient checkpointing).

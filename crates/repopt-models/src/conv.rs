@@ -1,4 +1,5 @@
-//! How the blocks' convolutions are computed: Burn's `conv2d`, or im2col and one matrix product.
+//! How the blocks' convolutions are computed: Burn's `conv2d`, or im2col and one matrix product
+//! (through tensor operations, or as an operation of its own on `flex`).
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -15,10 +16,16 @@ pub enum ConvImpl {
     #[serde(rename = "native", alias = "Native")]
     Native,
     /// im2col through tensor operations and one matrix product for the whole batch; see
-    /// [`conv2d_im2col`]. Faster on the `flex` CPU backend, whose own convolution runs one
-    /// narrow matrix product per image.
+    /// [`conv2d_im2col`]. Faster than `Native` on the `flex` CPU backend, whose own convolution
+    /// runs one narrow matrix product per image; [`ConvImpl::Patches`] is faster still.
     #[serde(rename = "im2col", alias = "Im2col")]
     Im2col,
+    /// The im2col product as an operation of its own with its own backward pass on the `flex`
+    /// backend (`f32`): patches gathered in tiles of whole images and never kept, each product
+    /// oriented for its shape; see [`conv2d_patches_cnhw`]. Elsewhere the same as
+    /// [`ConvImpl::Im2col`].
+    #[serde(rename = "patches", alias = "Patches")]
+    Patches,
 }
 
 impl core::fmt::Display for ConvImpl {
@@ -26,6 +33,7 @@ impl core::fmt::Display for ConvImpl {
         f.write_str(match self {
             ConvImpl::Native => "native",
             ConvImpl::Im2col => "im2col",
+            ConvImpl::Patches => "patches",
         })
     }
 }
@@ -36,8 +44,9 @@ impl core::str::FromStr for ConvImpl {
         match s.to_ascii_lowercase().as_str() {
             "native" => Ok(ConvImpl::Native),
             "im2col" => Ok(ConvImpl::Im2col),
+            "patches" => Ok(ConvImpl::Patches),
             other => Err(format!(
-                "unknown convolution `{other}` (expected native or im2col)"
+                "unknown convolution `{other}` (expected native, im2col or patches)"
             )),
         }
     }
@@ -113,7 +122,7 @@ impl ConvImpl {
     pub fn layout(self) -> Layout {
         match self {
             ConvImpl::Native => Layout::ChannelsFirst,
-            ConvImpl::Im2col => Layout::ChannelsMajor,
+            ConvImpl::Im2col | ConvImpl::Patches => Layout::ChannelsMajor,
         }
     }
 
@@ -127,7 +136,7 @@ impl ConvImpl {
     pub fn forward_laid_out(self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         match self {
             ConvImpl::Native => conv.forward(x),
-            ConvImpl::Im2col => {
+            ConvImpl::Im2col | ConvImpl::Patches => {
                 assert_eq!(conv.groups, 1, "im2col convolution: groups must be 1");
                 assert_eq!(
                     conv.dilation,
@@ -141,13 +150,18 @@ impl ConvImpl {
                     PaddingConfig2d::Valid => [0; 4],
                     other => panic!("im2col convolution: unsupported padding {other:?}"),
                 };
-                conv2d_im2col_cnhw(
-                    x,
-                    conv.weight.val(),
-                    conv.bias.as_ref().map(|b| b.val()),
-                    conv.stride,
-                    padding,
-                )
+                let bias = conv.bias.as_ref().map(|b| b.val());
+                if self == ConvImpl::Im2col {
+                    return conv2d_im2col_cnhw(x, conv.weight.val(), bias, conv.stride, padding);
+                }
+                let y = conv2d_patches_cnhw(x, conv.weight.val(), conv.stride, padding);
+                match bias {
+                    Some(bias) => {
+                        let channels = y.dims()[0];
+                        y + bias.reshape([channels, 1, 1, 1])
+                    }
+                    None => y,
+                }
             }
         }
     }
@@ -233,6 +247,24 @@ pub fn conv2d_im2col_cnhw(
     }
     let [out_h, out_w] = geometry.output_size;
     y.reshape([channels_out, batch, out_h, out_w])
+}
+
+/// [`conv2d_im2col_cnhw`] without bias, by the operation of its own on `flex` (`f32`, feature
+/// `flex-kernels`, see [`crate::patch_conv`]) and by tensor operations elsewhere.
+pub fn conv2d_patches_cnhw(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    stride: [usize; 2],
+    padding: [usize; 4],
+) -> Tensor<4> {
+    #[cfg(feature = "flex-kernels")]
+    {
+        crate::patch_conv::conv2d_patches_cnhw(x, weight, stride, padding)
+    }
+    #[cfg(not(feature = "flex-kernels"))]
+    {
+        conv2d_im2col_cnhw(x, weight, None, stride, padding)
+    }
 }
 
 /// Where the taps of a convolution read: for every output pixel `(n, i, j)` and tap `(u, v)`, the

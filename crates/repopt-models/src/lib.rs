@@ -22,6 +22,8 @@ mod handler;
 pub mod implied;
 mod model;
 mod norm;
+#[cfg(feature = "flex-kernels")]
+pub mod patch_conv;
 #[cfg(feature = "pth")]
 mod pth;
 pub mod quant;
@@ -39,7 +41,7 @@ pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
 
 pub use block::{RepOptVggBlock, ScaleLayer};
 pub use config::{BlockMode, BlockSpec, PRESETS, RepOptVggConfig};
-pub use conv::{ConvImpl, Layout, conv2d_im2col, conv2d_im2col_cnhw};
+pub use conv::{ConvImpl, Layout, conv2d_im2col, conv2d_im2col_cnhw, conv2d_patches_cnhw};
 pub use decay::decays_weight;
 pub use error::{ModelError, Result};
 pub use handler::RepOptVggHandler;

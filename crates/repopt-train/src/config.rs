@@ -280,9 +280,10 @@ pub struct RunConfig {
     /// Compute device: cpu, wgpu, wgpu:cpu, cuda:N.
     #[arg(long, default_value_t = RunConfig::default().device)]
     pub device: String,
-    /// How convolutions are computed: native (the backend's own conv) or im2col (one matrix
-    /// product per conv for the whole batch) [default: im2col on the cpu device, where it is
-    /// about twice as fast, native elsewhere].
+    /// How convolutions are computed: native (the backend's own conv), im2col (one matrix
+    /// product per conv for the whole batch, through tensor operations) or patches (the same
+    /// product as an operation of its own on the cpu device: tiled, patches never kept)
+    /// [default: patches on the cpu device, native elsewhere].
     #[arg(long)]
     pub conv: Option<ConvImpl>,
     /// Recompute in the backward pass what the cheap operations computed (BN, ReLU, the
@@ -384,11 +385,12 @@ impl Default for RunConfig {
     }
 }
 
-/// The faster convolution on `device` (a `--device` string): im2col on the `cpu` device (Burn's
-/// `flex`, whose own conv runs one narrow matrix product per image), the backend's own elsewhere.
+/// The faster convolution on `device` (a `--device` string): the patch-matrix operation of its own
+/// on the `cpu` device (Burn's `flex`, whose own conv runs one narrow matrix product per image;
+/// see `docs/benchmarks.md`), the backend's own elsewhere.
 pub fn default_conv(device: &str) -> ConvImpl {
     if device.trim() == "cpu" {
-        ConvImpl::Im2col
+        ConvImpl::Patches
     } else {
         ConvImpl::Native
     }
@@ -670,7 +672,7 @@ mod tests {
     #[test]
     fn convolution_follows_the_device_unless_set() {
         let mut config = RunConfig::default();
-        assert_eq!(config.conv_impl(), ConvImpl::Im2col);
+        assert_eq!(config.conv_impl(), ConvImpl::Patches);
         config.device = "wgpu".into();
         assert_eq!(config.conv_impl(), ConvImpl::Native);
         config.conv = Some(ConvImpl::Im2col);

@@ -1,0 +1,75 @@
+//! The shapes of one convolution: where every tap of every output pixel reads.
+
+/// A 2-D convolution's shapes (one group, no dilation) on channel-major activations:
+/// input `[C_in, N, H, W]`, kernel `[C_out, C_in, k_h, k_w]`, output `[C_out, N, H_out, W_out]`,
+/// `H_out = ⌊(H + top + bottom − k_h) / s_h⌋ + 1` (likewise `W_out`).
+///
+/// Output pixel `(n, i, j)` reads, through tap `(u, v)`, input pixel
+/// `(n, s_h·i + u − top, s_w·j + v − left)`, or zero where that lies in the padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// `[C_in, N, H, W]`.
+    pub input: [usize; 4],
+    /// Output channels.
+    pub channels_out: usize,
+    /// `[k_h, k_w]`.
+    pub kernel: [usize; 2],
+    /// `[s_h, s_w]`.
+    pub stride: [usize; 2],
+    /// `[top, left, bottom, right]`.
+    pub padding: [usize; 4],
+}
+
+impl ConvGeometry {
+    /// `[H_out, W_out]`; `None` when the kernel is larger than the padded input or a stride is 0.
+    pub fn output_size(&self) -> Option<[usize; 2]> {
+        let [_, _, height, width] = self.input;
+        let [top, left, bottom, right] = self.padding;
+        let (padded_h, padded_w) = (height + top + bottom, width + left + right);
+        let [kernel_h, kernel_w] = self.kernel;
+        let [stride_h, stride_w] = self.stride;
+        (padded_h >= kernel_h && padded_w >= kernel_w && stride_h > 0 && stride_w > 0).then(|| {
+            [
+                (padded_h - kernel_h) / stride_h + 1,
+                (padded_w - kernel_w) / stride_w + 1,
+            ]
+        })
+    }
+
+    /// `[C_out, N, H_out, W_out]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        let [out_h, out_w] = self.output_size().expect("valid convolution geometry");
+        [self.channels_out, self.input[1], out_h, out_w]
+    }
+
+    /// `C_in·k_h·k_w`: the rows of the patch matrix, the columns of the kernel matrix.
+    pub fn patch_rows(&self) -> usize {
+        self.input[0] * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Input pixels of one image, `H·W`.
+    pub fn image_pixels(&self) -> usize {
+        self.input[2] * self.input[3]
+    }
+
+    /// Output pixels of one image, `H_out·W_out`.
+    pub fn image_outputs(&self) -> usize {
+        let [out_h, out_w] = self.output_size().expect("valid convolution geometry");
+        out_h * out_w
+    }
+
+    /// Input elements, `C_in·N·H·W`.
+    pub fn input_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// Kernel elements, `C_out·C_in·k_h·k_w`.
+    pub fn kernel_len(&self) -> usize {
+        self.channels_out * self.patch_rows()
+    }
+
+    /// Output elements, `C_out·N·H_out·W_out`.
+    pub fn output_len(&self) -> usize {
+        self.output_shape().iter().product()
+    }
+}

@@ -1,0 +1,460 @@
+//! The convolution and its two gradients on `f32` host memory, in tiles of whole images.
+//!
+//! With `P` the patch matrix `[C_in·k_h·k_w, N·H_out·W_out]` (rows `(c, u, v)`, the kernel's
+//! order), `W` the kernel `[C_out, C_in·k_h·k_w]` and `Y` the output `[C_out, N·H_out·W_out]`:
+//!
+//! * forward `Y = W · P`,
+//! * kernel gradient `∂W = ∂Y · Pᵀ`,
+//! * input gradient `∂X = col2im(Wᵀ · ∂Y)`, the adjoint of the gather that builds `P`.
+//!
+//! `P` is never held whole: each tile of whole images gathers its own columns of `P` into a
+//! buffer of its thread (a few MiB, so the product reads it from cache), multiplies, and drops
+//! it; the kernel gradient gathers again instead of keeping the forward's patches. Tiles run in
+//! parallel (rayon); as a tile holds whole images, the pixels its col2im writes belong to no
+//! other tile. A batch of small maps (deep layers) is one tile, whose products use every
+//! thread instead. Each product is handed to `gemm` in the orientation that puts the longer side
+//! along the micro-kernel's rows (see [`product`]).
+
+use core::ops::Range;
+
+use rayon::prelude::*;
+
+use super::geometry::ConvGeometry;
+
+/// The floats one tile's patch buffer aims at: 4 MiB.
+const TILE_FLOATS: usize = 1 << 17;
+
+/// Tiles per thread at least, where the batch allows, so that threads finish together.
+const TILES_PER_THREAD: usize = 4;
+
+/// `Y` `[C_out, N, H_out, W_out]` for `x` `[C_in, N, H, W]` and `weight` `[C_out, C_in, k_h, k_w]`,
+/// both contiguous.
+pub fn forward(x: &[f32], weight: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
+    check_lengths(geometry, x.len(), weight.len(), None);
+    let shape = TileShape::of(geometry);
+    let mut y = vec![0.0f32; geometry.output_len()];
+    let y_ptr = SharedMut(y.as_mut_ptr());
+    let tiles = Tiles::of(geometry);
+    let table = TapTable::of(geometry, tiles.step);
+    tiles.par_iter().for_each_init(Vec::new, |patches, images| {
+        let columns = images.len() * shape.image_outputs;
+        let patches = resized(patches, shape.rows * columns);
+        gather_patches(x, &table, images.clone(), patches);
+        // Y[:, tile] = W · P_tile.
+        let dst = y_ptr.offset(images.start * shape.image_outputs);
+        let dims = [shape.channels_out, columns, shape.rows];
+        // SAFETY: the tile's columns of `y` are written by this tile only; every operand lies
+        // within its buffer for the strides given.
+        unsafe {
+            product(
+                dims,
+                tiles.parallelism(dims),
+                MatMut::rows(dst, shape.outputs),
+                Mat::rows(weight.as_ptr(), shape.rows),
+                Mat::rows(patches.as_ptr(), columns),
+                false,
+            );
+        }
+    });
+    y
+}
+
+/// `∂W` `[C_out, C_in, k_h, k_w]` for `x` `[C_in, N, H, W]` and `grad` `∂Y` `[C_out, N, H_out, W_out]`.
+pub fn weight_grad(x: &[f32], grad: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
+    check_lengths(geometry, x.len(), geometry.kernel_len(), Some(grad.len()));
+    let shape = TileShape::of(geometry);
+    let tiles = Tiles::of(geometry);
+    let table = TapTable::of(geometry, tiles.step);
+    // One sum per thread, each over its run of tiles; then the sums added.
+    let sums: Vec<Vec<f32>> = tiles
+        .per_thread()
+        .into_par_iter()
+        .map(|run| {
+            let mut sum = vec![0.0f32; geometry.kernel_len()];
+            let mut patches = Vec::new();
+            for images in run {
+                let columns = images.len() * shape.image_outputs;
+                let patches = resized(&mut patches, shape.rows * columns);
+                gather_patches(x, &table, images.clone(), patches);
+                let grad_tile = grad[images.start * shape.image_outputs..].as_ptr();
+                let dims = [shape.channels_out, shape.rows, columns];
+                // ∂W += ∂Y_tile · P_tileᵀ.
+                // SAFETY: `sum` is this run's own; operands lie within their buffers.
+                unsafe {
+                    product(
+                        dims,
+                        tiles.parallelism(dims),
+                        MatMut::rows(sum.as_mut_ptr(), shape.rows),
+                        Mat::rows(grad_tile, shape.outputs),
+                        Mat::columns(patches.as_ptr(), columns),
+                        true,
+                    );
+                }
+            }
+            sum
+        })
+        .collect();
+    let mut sums = sums.into_iter();
+    let mut total = sums
+        .next()
+        .unwrap_or_else(|| vec![0.0; geometry.kernel_len()]);
+    for sum in sums {
+        total.iter_mut().zip(&sum).for_each(|(t, s)| *t += s);
+    }
+    total
+}
+
+/// `∂X` `[C_in, N, H, W]` for `grad` `∂Y` `[C_out, N, H_out, W_out]` and `weight`.
+pub fn input_grad(grad: &[f32], weight: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
+    check_lengths(
+        geometry,
+        geometry.input_len(),
+        weight.len(),
+        Some(grad.len()),
+    );
+    let shape = TileShape::of(geometry);
+    let mut dx = vec![0.0f32; geometry.input_len()];
+    let dx_ptr = SharedMut(dx.as_mut_ptr());
+    let tiles = Tiles::of(geometry);
+    let table = TapTable::of(geometry, tiles.step);
+    tiles
+        .par_iter()
+        .for_each_init(Vec::new, |patch_grad, images| {
+            let columns = images.len() * shape.image_outputs;
+            let patch_grad = resized(patch_grad, shape.rows * columns);
+            let grad_tile = grad[images.start * shape.image_outputs..].as_ptr();
+            let dims = [shape.rows, columns, shape.channels_out];
+            // ∂P_tile = Wᵀ · ∂Y_tile.
+            // SAFETY: `patch_grad` is this tile's own; operands lie within their buffers.
+            unsafe {
+                product(
+                    dims,
+                    tiles.parallelism(dims),
+                    MatMut::rows(patch_grad.as_mut_ptr(), columns),
+                    Mat::columns(weight.as_ptr(), shape.rows),
+                    Mat::rows(grad_tile, shape.outputs),
+                    false,
+                );
+            }
+            // SAFETY: a tile's images are its own; no other tile writes their pixels.
+            unsafe { scatter_patches(patch_grad, &table, images, dx_ptr) };
+        });
+    dx
+}
+
+/// The sizes every tile shares.
+struct TileShape {
+    rows: usize,
+    channels_out: usize,
+    image_outputs: usize,
+    outputs: usize,
+}
+
+impl TileShape {
+    fn of(geometry: &ConvGeometry) -> Self {
+        let image_outputs = geometry.image_outputs();
+        Self {
+            rows: geometry.patch_rows(),
+            channels_out: geometry.channels_out,
+            image_outputs,
+            outputs: image_outputs * geometry.input[1],
+        }
+    }
+}
+
+fn check_lengths(geometry: &ConvGeometry, x: usize, weight: usize, grad: Option<usize>) {
+    assert_eq!(x, geometry.input_len(), "convolution input length");
+    assert_eq!(weight, geometry.kernel_len(), "convolution kernel length");
+    if let Some(grad) = grad {
+        assert_eq!(
+            grad,
+            geometry.output_len(),
+            "convolution output-gradient length"
+        );
+    }
+}
+
+/// Columns a tile has at least, where the batch has them: below this, a product costs more in
+/// packing the kernel than in multiplying.
+const MIN_TILE_COLUMNS: usize = 512;
+
+/// How a convolution's batch is cut: runs of whole images, each with at most [`TILE_FLOATS`] of
+/// patches (at least one image), at least [`MIN_TILE_COLUMNS`] output pixels, and else
+/// [`TILES_PER_THREAD`] tiles per thread where the batch has the images.
+struct Tiles {
+    ranges: Vec<Range<usize>>,
+    /// Images of the longest tile.
+    step: usize,
+}
+
+impl Tiles {
+    fn of(geometry: &ConvGeometry) -> Self {
+        let batch = geometry.input[1];
+        let image_outputs = geometry.image_outputs().max(1);
+        let by_size = (TILE_FLOATS / (geometry.patch_rows() * image_outputs).max(1)).max(1);
+        let by_threads = batch.div_ceil(TILES_PER_THREAD * rayon::current_num_threads());
+        let by_columns = MIN_TILE_COLUMNS.div_ceil(image_outputs);
+        let step = by_threads.max(by_columns).min(by_size).max(1);
+        let ranges = (0..batch.div_ceil(step))
+            .map(|t| t * step..((t + 1) * step).min(batch))
+            .collect();
+        Self { ranges, step }
+    }
+
+    /// How each tile's products use threads: all of them for a batch in one tile (when the
+    /// product is large enough to gain), none when the tiles run in parallel.
+    fn parallelism(&self, dims: [usize; 3]) -> gemm::Parallelism {
+        if self.ranges.len() == 1 && dims.iter().product::<usize>() >= PARALLEL_PRODUCT {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        }
+    }
+
+    fn par_iter(&self) -> impl IndexedParallelIterator<Item = Range<usize>> + '_ {
+        self.ranges.par_iter().cloned()
+    }
+
+    /// The tiles in one run per thread.
+    fn per_thread(&self) -> Vec<&[Range<usize>]> {
+        let per = self
+            .ranges
+            .len()
+            .div_ceil(rayon::current_num_threads())
+            .max(1);
+        self.ranges.chunks(per).collect()
+    }
+}
+
+/// `m·n·k` from which a product of a one-tile batch uses every thread (as `flex` decides).
+const PARALLEL_PRODUCT: usize = 192 * 192 * 192;
+
+fn resized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buffer.resize(len, 0.0);
+    &mut buffer[..len]
+}
+
+/// `patches[(c, u, v), (n − n₀, i, j)] = x[c, n, s_h·i + u − top, s_w·j + v − left]`, zero in the
+/// padding, for the images `n₀..n₁`; see [`TapTable`].
+fn gather_patches(x: &[f32], table: &TapTable, images: Range<usize>, patches: &mut [f32]) {
+    let columns = images.len() * table.image_outputs;
+    for (r, row) in patches.chunks_exact_mut(columns).enumerate() {
+        let (channel, tap) = (r / table.taps, r % table.taps);
+        let slab = &x[table.slab(channel, images.clone())];
+        row.iter_mut()
+            .zip(table.tap(tap, columns))
+            .for_each(|(p, &i)| *p = slab.get(i as usize).copied().unwrap_or(0.0));
+    }
+}
+
+/// The adjoint of [`gather_patches`]: adds every patch entry onto the input pixel it was read
+/// from, for the images `n₀..n₁` of `dx` `[C_in, N, H, W]`.
+///
+/// # Safety
+/// `dx` points to the whole input gradient, and no other thread accesses these images' pixels.
+unsafe fn scatter_patches(
+    patch_grad: &[f32],
+    table: &TapTable,
+    images: Range<usize>,
+    dx: SharedMut,
+) {
+    let columns = images.len() * table.image_outputs;
+    for (r, row) in patch_grad.chunks_exact(columns).enumerate() {
+        let (channel, tap) = (r / table.taps, r % table.taps);
+        let slab = table.slab(channel, images.clone());
+        // SAFETY: these images of `channel` lie within `dx` and are this tile's (the caller's
+        // guarantee).
+        let slab = unsafe { core::slice::from_raw_parts_mut(dx.offset(slab.start), slab.len()) };
+        for (g, &i) in row.iter().zip(table.tap(tap, columns)) {
+            if let Some(x) = slab.get_mut(i as usize) {
+                *x += g;
+            }
+        }
+    }
+}
+
+/// Where each tap reads, as indices: for tap `(u, v)` and output pixel `(n − n₀, i, j)` of a tile,
+/// the input pixel's index within the tile's images of one channel (a contiguous slab of
+/// `[C_in, N, H, W]`), or `u32::MAX` for padding. Built once per call for the longest tile;
+/// shorter tiles use its start.
+struct TapTable {
+    /// `[k_h·k_w, tile images · H_out·W_out]`.
+    indices: Vec<u32>,
+    taps: usize,
+    columns: usize,
+    batch: usize,
+    image_pixels: usize,
+    image_outputs: usize,
+}
+
+impl TapTable {
+    fn of(geometry: &ConvGeometry, tile_images: usize) -> Self {
+        let [_, batch, height, width] = geometry.input;
+        let [kernel_h, kernel_w] = geometry.kernel;
+        let [stride_h, stride_w] = geometry.stride;
+        let [top, left, _, _] = geometry.padding;
+        let [out_h, out_w] = geometry.output_size().expect("valid convolution geometry");
+        assert!(
+            tile_images * height * width < u32::MAX as usize,
+            "convolution tile too large for 32-bit indices"
+        );
+        let reads = |n: usize, i: usize, u: usize, j: usize, v: usize| {
+            let h = (i * stride_h + u)
+                .checked_sub(top)
+                .filter(|&h| h < height)?;
+            let w = (j * stride_w + v)
+                .checked_sub(left)
+                .filter(|&w| w < width)?;
+            Some(((n * height + h) * width + w) as u32)
+        };
+        let mut indices = Vec::with_capacity(kernel_h * kernel_w * tile_images * out_h * out_w);
+        for (u, v) in (0..kernel_h).flat_map(|u| (0..kernel_w).map(move |v| (u, v))) {
+            for n in 0..tile_images {
+                for (i, j) in (0..out_h).flat_map(|i| (0..out_w).map(move |j| (i, j))) {
+                    indices.push(reads(n, i, u, j, v).unwrap_or(u32::MAX));
+                }
+            }
+        }
+        Self {
+            indices,
+            taps: kernel_h * kernel_w,
+            columns: tile_images * out_h * out_w,
+            batch,
+            image_pixels: height * width,
+            image_outputs: out_h * out_w,
+        }
+    }
+
+    /// The indices of tap `t` for a tile of `columns` output pixels.
+    fn tap(&self, t: usize, columns: usize) -> &[u32] {
+        &self.indices[t * self.columns..][..columns]
+    }
+
+    /// Where the images of a tile lie in channel `c` of `[C_in, N, H, W]`.
+    fn slab(&self, channel: usize, images: Range<usize>) -> Range<usize> {
+        let start = (channel * self.batch + images.start) * self.image_pixels;
+        start..start + images.len() * self.image_pixels
+    }
+}
+
+/// A raw pointer the tiles share, each writing its own part.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+
+// SAFETY: tiles write disjoint parts of the buffer (see each use).
+unsafe impl Send for SharedMut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    fn offset(self, elements: usize) -> *mut f32 {
+        // SAFETY: callers stay within the buffer.
+        unsafe { self.0.add(elements) }
+    }
+}
+
+/// A read-only matrix: pointer, row stride, column stride (in elements).
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl Mat {
+    /// Row-major with rows `stride` apart.
+    fn rows(ptr: *const f32, stride: usize) -> Self {
+        Self {
+            ptr,
+            row_stride: stride as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix whose rows are `stride` apart.
+    fn columns(ptr: *const f32, stride: usize) -> Self {
+        Self {
+            ptr,
+            row_stride: 1,
+            col_stride: stride as isize,
+        }
+    }
+
+    fn transposed(self) -> Self {
+        Self {
+            ptr: self.ptr,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+}
+
+/// A writable matrix, row-major with rows `stride` apart.
+struct MatMut {
+    ptr: *mut f32,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl MatMut {
+    fn rows(ptr: *mut f32, stride: usize) -> Self {
+        Self {
+            ptr,
+            row_stride: stride as isize,
+            col_stride: 1,
+        }
+    }
+}
+
+/// `dst (+)= lhs · rhs` for `[m, n, k]`.
+///
+/// `gemm` vectorises along `m`: with `m` small (16 output channels), most of each micro-kernel
+/// is idle. The same product computed as `dstᵀ = rhsᵀ · lhsᵀ` (only strides change) runs the
+/// long side along `m`; this picks it whenever `m < n`.
+///
+/// # Safety
+/// Each operand's `m·n`, `m·k`, `k·n` entries lie within its buffer for its strides.
+unsafe fn product(
+    dims: [usize; 3],
+    parallelism: gemm::Parallelism,
+    dst: MatMut,
+    lhs: Mat,
+    rhs: Mat,
+    accumulate: bool,
+) {
+    let [m, n, k] = dims;
+    let (m, n, dst, lhs, rhs) = if m < n {
+        let dst_t = MatMut {
+            ptr: dst.ptr,
+            row_stride: dst.col_stride,
+            col_stride: dst.row_stride,
+        };
+        (n, m, dst_t, rhs.transposed(), lhs.transposed())
+    } else {
+        (m, n, dst, lhs, rhs)
+    };
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.ptr,
+            dst.col_stride,
+            dst.row_stride,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
