@@ -8,12 +8,12 @@
 //! * input gradient `∂X = col2im(Wᵀ · ∂Y)`, the adjoint of the gather that builds `P`.
 //!
 //! `P` is never held whole: each tile of whole images gathers its own columns of `P` into a
-//! buffer of its thread (a few MiB, so the product reads it from cache), multiplies, and drops
-//! it; the kernel gradient gathers again instead of keeping the forward's patches. Tiles run in
-//! parallel (rayon); as a tile holds whole images, the pixels its col2im writes belong to no
-//! other tile. A batch of small maps (deep layers) is one tile, whose products use every
-//! thread instead. Each product is handed to `gemm` in the orientation that puts the longer side
-//! along the micro-kernel's rows (see [`product`]).
+//! buffer of its thread (at most 512 KiB where an image fits, so the product reads it from
+//! cache), multiplies, and drops it; the kernel gradient gathers again instead of keeping the
+//! forward's patches. Tiles run in parallel (rayon); as a tile holds whole images, the pixels
+//! its col2im writes belong to no other tile. A batch of small maps (deep layers) is one tile,
+//! whose products use every thread instead. Each product is handed to `gemm` in the orientation
+//! that puts the longer side along the micro-kernel's rows (see [`product`]).
 
 use core::ops::Range;
 
@@ -21,7 +21,8 @@ use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
 
-/// The floats one tile's patch buffer aims at: 4 MiB.
+/// The floats one tile's patch buffer holds at most (512 KiB, so that the product finds the
+/// patches its tile just gathered still in cache), unless one image needs more.
 const TILE_FLOATS: usize = 1 << 17;
 
 /// Tiles per thread at least, where the batch allows, so that threads finish together.
