@@ -6,6 +6,8 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::ConvGeometry;
+
 /// How a [`Conv2d`] of the model is evaluated. Both compute the same function of the same
 /// parameters (PyTorch's cross-correlation with zero padding); they differ in speed only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -214,12 +216,20 @@ pub fn conv2d_im2col_cnhw(
         channels_in, weight_channels_in,
         "im2col convolution: input has {channels_in} channels, the kernel {weight_channels_in}"
     );
-    let geometry = PatchGeometry::new(
-        [batch, height, width],
-        [kernel_h, kernel_w],
+    let geometry = ConvGeometry {
+        input: [channels_in, batch, height, width],
+        channels_out,
+        kernel: [kernel_h, kernel_w],
         stride,
         padding,
-    );
+    };
+    let [out_h, out_w] = geometry.output_size().unwrap_or_else(|| {
+        panic!(
+            "im2col convolution: kernel {:?} with stride {stride:?} does not fit the padded input {:?}",
+            geometry.kernel,
+            geometry.padded_size()
+        )
+    });
     let device = x.device();
     let pixels = batch * height * width;
     let x = x.reshape([channels_in, pixels]);
@@ -232,20 +242,18 @@ pub fn conv2d_im2col_cnhw(
         } else {
             x
         };
-        let taps = Tensor::<1, Int>::from_data(
-            TensorData::new(geometry.tap_columns(), [geometry.taps()]),
-            &device,
-        );
+        let taps = tap_columns(&geometry);
+        let reads = taps.len();
+        let taps = Tensor::<1, Int>::from_data(TensorData::new(taps, [reads]), &device);
         columns
             .select(1, taps)
-            .reshape([channels_in * kernel_h * kernel_w, geometry.output_pixels()])
+            .reshape([geometry.patch_rows(), geometry.outputs()])
     };
-    let kernel = weight.reshape([channels_out, channels_in * kernel_h * kernel_w]);
+    let kernel = weight.reshape([channels_out, geometry.patch_rows()]);
     let mut y = kernel.matmul(patches);
     if let Some(bias) = bias {
         y = y + bias.reshape([channels_out, 1]);
     }
-    let [out_h, out_w] = geometry.output_size;
     y.reshape([channels_out, batch, out_h, out_w])
 }
 
@@ -267,101 +275,46 @@ pub fn conv2d_patches_cnhw(
     }
 }
 
-/// Where the taps of a convolution read: for every output pixel `(n, i, j)` and tap `(u, v)`, the
-/// input pixel row `n·H·W + (s_h·i + u − p_top)·W + (s_w·j + v − p_left)`, or the zero row
-/// `N·H·W` when that pixel lies in the padding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PatchGeometry {
-    input: [usize; 3],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 4],
-    output_size: [usize; 2],
+/// The columns of the patch matrix `[k_h·k_w, N·H_out·W_out]`: for tap `(u, v)` (in that order)
+/// and output pixel `(n, i, j)`, the input pixel row `n·H·W + (s_h·i + u − p_top)·W + (s_w·j + v −
+/// p_left)` it reads, or the zero row `N·H·W` when that pixel lies in the padding.
+fn tap_columns(geometry: &ConvGeometry) -> Vec<i64> {
+    let rows = tap_rows(geometry);
+    let taps = geometry.taps();
+    let pixels = geometry.outputs();
+    (0..taps)
+        .flat_map(|t| (0..pixels).map(move |p| (t, p)))
+        .map(|(t, p)| rows[p * taps + t])
+        .collect()
 }
 
-impl PatchGeometry {
-    fn new(input: [usize; 3], kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4]) -> Self {
-        let [_, height, width] = input;
-        let [top, left, bottom, right] = padding;
-        let (padded_h, padded_w) = (height + top + bottom, width + left + right);
-        assert!(
-            padded_h >= kernel[0] && padded_w >= kernel[1],
-            "im2col convolution: kernel {kernel:?} larger than the padded input {padded_h}×{padded_w}"
-        );
-        assert!(
-            stride[0] > 0 && stride[1] > 0,
-            "im2col convolution: zero stride"
-        );
-        let output_size = [
-            (padded_h - kernel[0]) / stride[0] + 1,
-            (padded_w - kernel[1]) / stride[1] + 1,
-        ];
-        Self {
-            input,
-            kernel,
-            stride,
-            padding,
-            output_size,
-        }
-    }
-
-    /// A 1×1 kernel, stride 1, no padding: the pixel rows are the patches.
-    fn is_identity(&self) -> bool {
-        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4]
-    }
-
-    /// Whether some tap reads the padding.
-    fn reads_padding(&self) -> bool {
-        self.padding != [0; 4]
-    }
-
-    fn output_pixels(&self) -> usize {
-        self.input[0] * self.output_size[0] * self.output_size[1]
-    }
-
-    fn taps(&self) -> usize {
-        self.output_pixels() * self.kernel[0] * self.kernel[1]
-    }
-
-    /// The input pixel every tap reads, tap by tap (`(u, v)` order), output pixels in order
-    /// within each: the columns of the patch matrix `[k_h·k_w, N·H_out·W_out]`.
-    fn tap_columns(&self) -> Vec<i64> {
-        let rows = self.tap_rows();
-        let taps = self.kernel[0] * self.kernel[1];
-        let pixels = self.output_pixels();
-        (0..taps)
-            .flat_map(|t| (0..pixels).map(move |p| (t, p)))
-            .map(|(t, p)| rows[p * taps + t])
-            .collect()
-    }
-
-    /// The row every tap reads, output pixel by output pixel, taps in `(u, v)` order.
-    fn tap_rows(&self) -> Vec<i64> {
-        let [batch, height, width] = self.input;
-        let [kernel_h, kernel_w] = self.kernel;
-        let [stride_h, stride_w] = self.stride;
-        let [top, left, _, _] = self.padding;
-        let [out_h, out_w] = self.output_size;
-        let zero_row = (batch * height * width) as i64;
-        let mut rows = Vec::with_capacity(self.taps());
-        for n in 0..batch {
-            for i in 0..out_h {
-                for j in 0..out_w {
-                    for u in 0..kernel_h {
-                        let h = (i * stride_h + u).checked_sub(top).filter(|&h| h < height);
-                        for v in 0..kernel_w {
-                            let w = (j * stride_w + v).checked_sub(left).filter(|&w| w < width);
-                            rows.push(match (h, w) {
-                                (Some(h), Some(w)) => ((n * height + h) * width + w) as i64,
-                                _ => zero_row,
-                            });
-                        }
+/// The row every tap reads (see [`tap_columns`]), output pixel by output pixel, taps in `(u, v)`
+/// order.
+fn tap_rows(geometry: &ConvGeometry) -> Vec<i64> {
+    let [_, batch, height, width] = geometry.input;
+    let [kernel_h, kernel_w] = geometry.kernel;
+    let [stride_h, stride_w] = geometry.stride;
+    let [top, left, _, _] = geometry.padding;
+    let [out_h, out_w] = geometry.output_size().expect("valid convolution geometry");
+    let zero_row = (batch * height * width) as i64;
+    let mut rows = Vec::with_capacity(geometry.outputs() * geometry.taps());
+    for n in 0..batch {
+        for i in 0..out_h {
+            for j in 0..out_w {
+                for u in 0..kernel_h {
+                    let h = (i * stride_h + u).checked_sub(top).filter(|&h| h < height);
+                    for v in 0..kernel_w {
+                        let w = (j * stride_w + v).checked_sub(left).filter(|&w| w < width);
+                        rows.push(match (h, w) {
+                            (Some(h), Some(w)) => ((n * height + h) * width + w) as i64,
+                            _ => zero_row,
+                        });
                     }
                 }
             }
         }
-        rows
     }
+    rows
 }
 
 #[cfg(test)]
@@ -371,19 +324,25 @@ mod tests {
     #[test]
     fn taps_read_their_pixels_or_the_zero_row() {
         // One 2×3 image, 3×3 kernel, stride 2, padding 1: output 1×2.
-        let geometry = PatchGeometry::new([1, 2, 3], [3, 3], [2, 2], [1; 4]);
-        assert_eq!(geometry.output_size, [1, 2]);
+        let geometry = ConvGeometry {
+            input: [1, 1, 2, 3],
+            channels_out: 1,
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [1; 4],
+        };
+        assert_eq!(geometry.output_size(), Some([1, 2]));
         let z = 6;
         #[rustfmt::skip]
         let expected = vec![
             z, z, z,  z, 0, 1,  z, 3, 4,   // output (0, 0): rows −1…1, columns −1…1
             z, z, z,  1, 2, z,  4, 5, z,   // output (0, 1): rows −1…1, columns 1…3
         ];
-        assert_eq!(geometry.tap_rows(), expected);
+        assert_eq!(tap_rows(&geometry), expected);
         // The same reads, tap by tap: tap t of output pixel p is column t·2 + p.
         let by_tap: Vec<i64> = (0..9)
             .flat_map(|t| [expected[t], expected[9 + t]])
             .collect();
-        assert_eq!(geometry.tap_columns(), by_tap);
+        assert_eq!(tap_columns(&geometry), by_tap);
     }
 }

@@ -15,6 +15,7 @@
 mod block;
 mod config;
 mod conv;
+mod conv_geometry;
 mod decay;
 mod error;
 pub mod ghostnet;
@@ -42,6 +43,7 @@ pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
 pub use block::{RepOptVggBlock, ScaleLayer};
 pub use config::{BlockMode, BlockSpec, PRESETS, RepOptVggConfig};
 pub use conv::{ConvImpl, Layout, conv2d_im2col, conv2d_im2col_cnhw, conv2d_patches_cnhw};
+pub use conv_geometry::ConvGeometry;
 pub use decay::decays_weight;
 pub use error::{ModelError, Result};
 pub use handler::RepOptVggHandler;

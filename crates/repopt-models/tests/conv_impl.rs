@@ -188,6 +188,34 @@ fn im2col_equals_burn_conv_outputs_and_gradients() {
     );
 }
 
+/// The gradient of the kernel alone (an input that needs none, as a model's images) and of the
+/// input alone (a frozen kernel) equal Burn's, as the backward pass computes only those wanted.
+#[test]
+fn either_gradient_alone_equals_burn_conv() {
+    let _rng = rng_lock();
+    let device = Device::flex().autodiff();
+    device.seed(12);
+    let conv = conv([3, 5], 3, 1, [1; 4], false, &device);
+    let x = Tensor::<4>::random([6, 3, 5, 4], Distribution::Normal(0.0, 1.0), &device);
+    let loss = |y: Tensor<4>| (y.clone() * y.sin()).sum();
+    let native = |x: Tensor<4>, conv: &Conv2d| loss(ConvImpl::Native.forward(conv, x)).backward();
+    // ∂W only.
+    let expected = conv.weight.val().grad(&native(x.clone(), &conv)).unwrap();
+    let grads = loss(ConvImpl::Patches.forward(&conv, x.clone())).backward();
+    assert_close(
+        conv.weight.val().grad(&grads).unwrap(),
+        expected,
+        "∂w without ∂x",
+    );
+    // ∂X only.
+    let frozen = conv.clone().no_grad();
+    let x = x.require_grad();
+    let expected = x.grad(&native(x.clone(), &frozen)).unwrap();
+    let grads = loss(ConvImpl::Patches.forward(&frozen, x.clone())).backward();
+    assert!(frozen.weight.val().grad(&grads).is_none());
+    assert_close(x.grad(&grads).unwrap(), expected, "∂x without ∂w");
+}
+
 /// Forward and a backward pass of whole models agree, in every mode (the RepVGG branches use
 /// the 1×1 convolution too), and in eval mode after RepVGG fusion (a convolution with bias).
 #[test]

@@ -1,5 +1,5 @@
 //! The backward pass of [`PatchConvBackend::patch_conv`] under automatic differentiation:
-//! `∂X` and `∂W` from the two kernels of the inner backend, the forward's input and kernel kept
+//! `∂X` and `∂W` from one backward kernel of the inner backend, the forward's input and kernel kept
 //! (not its patches).
 
 use burn::backend::Backend;
@@ -11,7 +11,7 @@ use burn::backend::autodiff::{
 };
 use burn::backend::tensor::FloatTensor;
 
-use super::{ConvGeometry, PatchConvBackend};
+use super::{ConvGeometry, PatchConvBackend, Wanted};
 
 #[derive(Debug)]
 struct PatchConvBackward;
@@ -24,12 +24,16 @@ impl<B: Backend + PatchConvBackend> Backward<B, 2> for PatchConvBackward {
         let [x_node, weight_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (x, weight, geometry) = ops.state;
-        if let Some(node) = weight_node {
-            let dw = B::patch_conv_weight_grad(x, grad.clone(), geometry);
+        let wanted = Wanted {
+            weight: weight_node.is_some(),
+            input: x_node.is_some(),
+        };
+        let (dw, dx) = B::patch_conv_backward(x, weight, grad, geometry, wanted);
+        if let (Some(node), Some(dw)) = (weight_node, dw) {
             grads.register::<B>(node.id, dw);
         }
-        if let Some(node) = x_node {
-            grads.register::<B>(node.id, B::patch_conv_input_grad(grad, weight, geometry));
+        if let (Some(node), Some(dx)) = (x_node, dx) {
+            grads.register::<B>(node.id, dx);
         }
     }
 }
@@ -58,29 +62,24 @@ impl<B: Backend + PatchConvBackend, C: CheckpointStrategy> PatchConvBackend for 
         }
     }
 
-    /// Not differentiable itself (no second derivatives): a constant of the graph.
-    fn patch_conv_weight_grad(
+    /// Not differentiable itself (no second derivatives): constants of the graph.
+    fn patch_conv_backward(
         x: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        geometry: ConvGeometry,
-    ) -> FloatTensor<Self> {
-        FloatTensor::<Self>::new(B::patch_conv_weight_grad(
-            x.into_primitive(),
-            grad.into_primitive(),
-            geometry,
-        ))
-    }
-
-    /// Not differentiable itself (no second derivatives): a constant of the graph.
-    fn patch_conv_input_grad(
-        grad: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
         geometry: ConvGeometry,
-    ) -> FloatTensor<Self> {
-        FloatTensor::<Self>::new(B::patch_conv_input_grad(
-            grad.into_primitive(),
+        wanted: Wanted,
+    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>) {
+        let (dw, dx) = B::patch_conv_backward(
+            x.into_primitive(),
             weight.into_primitive(),
+            grad.into_primitive(),
             geometry,
-        ))
+            wanted,
+        );
+        (
+            dw.map(FloatTensor::<Self>::new),
+            dx.map(FloatTensor::<Self>::new),
+        )
     }
 }

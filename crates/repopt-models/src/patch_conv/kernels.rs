@@ -9,17 +9,18 @@
 //!
 //! `P` is never held whole: each tile of whole images gathers its own columns of `P` into a
 //! buffer of its thread (at most 512 KiB where an image fits, so the product reads it from
-//! cache), multiplies, and drops it; the kernel gradient gathers again instead of keeping the
-//! forward's patches. Tiles run in parallel (rayon); as a tile holds whole images, the pixels
-//! its col2im writes belong to no other tile. A batch of small maps (deep layers) is one tile,
-//! whose products use every thread instead. Each product is handed to `gemm` in the orientation
-//! that puts the longer side along the micro-kernel's rows (see [`product`]).
+//! cache), multiplies, and drops it; the backward pass gathers again instead of keeping the
+//! forward's patches, and computes both gradients in the same pass over the tiles. Tiles run in parallel
+//! (rayon); as a tile holds whole images, the pixels its col2im writes belong to no other tile.
+//! A batch of small maps (deep layers) is one tile, whose products use every thread instead.
+//! Each product is handed to `gemm` in the orientation that puts the longer side along the
+//! micro-kernel's rows (see [`product`]).
 
 use core::ops::Range;
 
 use rayon::prelude::*;
 
-use super::geometry::ConvGeometry;
+use crate::ConvGeometry;
 
 /// The floats one tile's patch buffer holds at most (512 KiB, so that the product finds the
 /// patches its tile just gathered still in cache), unless one image needs more.
@@ -60,87 +61,93 @@ pub fn forward(x: &[f32], weight: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
     y
 }
 
-/// `∂W` `[C_out, C_in, k_h, k_w]` for `x` `[C_in, N, H, W]` and `grad` `∂Y` `[C_out, N, H_out, W_out]`.
-pub fn weight_grad(x: &[f32], grad: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
-    check_lengths(geometry, x.len(), geometry.kernel_len(), Some(grad.len()));
+/// Which gradients a backward pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    /// `∂W`.
+    pub weight: bool,
+    /// `∂X`.
+    pub input: bool,
+}
+
+/// `(∂W, ∂X)` (those `wanted`) for `x` `[C_in, N, H, W]`, `weight` `[C_out, C_in, k_h, k_w]` and
+/// `grad` `∂Y` `[C_out, N, H_out, W_out]`, in one pass over the tiles: each tile gathers its
+/// patches for `∂W += ∂Y_tile · P_tileᵀ`, then computes `∂P_tile = Wᵀ · ∂Y_tile` into the same
+/// buffer and adds it onto `∂X` (col2im), while its slice of `∂Y` is still in cache.
+pub fn backward(
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    geometry: &ConvGeometry,
+    wanted: Wanted,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    check_lengths(geometry, x.len(), weight.len(), Some(grad.len()));
     let shape = TileShape::of(geometry);
     let tiles = Tiles::of(geometry);
     let table = TapTable::of(geometry, tiles.step);
-    // One sum per thread, each over its run of tiles; then the sums added.
-    let sums: Vec<Vec<f32>> = tiles
+    let x = wanted.weight.then_some(x);
+    let mut dx = wanted.input.then(|| vec![0.0f32; geometry.input_len()]);
+    let dx_ptr = dx.as_mut().map(|dx| SharedMut(dx.as_mut_ptr()));
+    // One kernel-gradient sum per thread, each over its run of tiles; then the sums added.
+    let sums: Vec<Option<Vec<f32>>> = tiles
         .per_thread()
         .into_par_iter()
         .map(|run| {
-            let mut sum = vec![0.0f32; geometry.kernel_len()];
-            let mut patches = Vec::new();
+            let mut dw = x.as_ref().map(|_| vec![0.0f32; geometry.kernel_len()]);
+            let mut buffer = Vec::new();
             for images in run {
                 let columns = images.len() * shape.image_outputs;
-                let patches = resized(&mut patches, shape.rows * columns);
-                gather_patches(x, &table, images.clone(), patches);
                 let grad_tile = grad[images.start * shape.image_outputs..].as_ptr();
-                let dims = [shape.channels_out, shape.rows, columns];
-                // ∂W += ∂Y_tile · P_tileᵀ.
-                // SAFETY: `sum` is this run's own; operands lie within their buffers.
-                unsafe {
-                    product(
-                        dims,
-                        tiles.parallelism(dims),
-                        MatMut::rows(sum.as_mut_ptr(), shape.rows),
-                        Mat::rows(grad_tile, shape.outputs),
-                        Mat::columns(patches.as_ptr(), columns),
-                        true,
-                    );
+                let tile = resized(&mut buffer, shape.rows * columns);
+                if let (Some(x), Some(dw)) = (&x, &mut dw) {
+                    gather_patches(x, &table, images.clone(), tile);
+                    let dims = [shape.channels_out, shape.rows, columns];
+                    // ∂W += ∂Y_tile · P_tileᵀ.
+                    // SAFETY: `dw` is this run's own; operands lie within their buffers.
+                    unsafe {
+                        product(
+                            dims,
+                            tiles.parallelism(dims),
+                            MatMut::rows(dw.as_mut_ptr(), shape.rows),
+                            Mat::rows(grad_tile, shape.outputs),
+                            Mat::columns(tile.as_ptr(), columns),
+                            true,
+                        );
+                    }
+                }
+                if let Some(dx) = dx_ptr {
+                    let dims = [shape.rows, columns, shape.channels_out];
+                    // ∂P_tile = Wᵀ · ∂Y_tile, then added onto the tile's pixels of ∂X.
+                    // SAFETY: `tile` is this run's own; operands lie within their buffers; a
+                    // tile's images are its own, so no other tile writes their pixels.
+                    unsafe {
+                        product(
+                            dims,
+                            tiles.parallelism(dims),
+                            MatMut::rows(tile.as_mut_ptr(), columns),
+                            Mat::columns(weight.as_ptr(), shape.rows),
+                            Mat::rows(grad_tile, shape.outputs),
+                            false,
+                        );
+                        scatter_patches(tile, &table, images.clone(), dx);
+                    }
                 }
             }
-            sum
+            dw
         })
         .collect();
-    let mut sums = sums.into_iter();
-    let mut total = sums
-        .next()
-        .unwrap_or_else(|| vec![0.0; geometry.kernel_len()]);
-    for sum in sums {
-        total.iter_mut().zip(&sum).for_each(|(t, s)| *t += s);
-    }
-    total
+    let dw = x.map(|_| sum_all(sums.into_iter().flatten(), geometry.kernel_len()));
+    (dw, dx)
 }
 
-/// `∂X` `[C_in, N, H, W]` for `grad` `∂Y` `[C_out, N, H_out, W_out]` and `weight`.
-pub fn input_grad(grad: &[f32], weight: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
-    check_lengths(
-        geometry,
-        geometry.input_len(),
-        weight.len(),
-        Some(grad.len()),
-    );
-    let shape = TileShape::of(geometry);
-    let mut dx = vec![0.0f32; geometry.input_len()];
-    let dx_ptr = SharedMut(dx.as_mut_ptr());
-    let tiles = Tiles::of(geometry);
-    let table = TapTable::of(geometry, tiles.step);
-    tiles
-        .par_iter()
-        .for_each_init(Vec::new, |patch_grad, images| {
-            let columns = images.len() * shape.image_outputs;
-            let patch_grad = resized(patch_grad, shape.rows * columns);
-            let grad_tile = grad[images.start * shape.image_outputs..].as_ptr();
-            let dims = [shape.rows, columns, shape.channels_out];
-            // ∂P_tile = Wᵀ · ∂Y_tile.
-            // SAFETY: `patch_grad` is this tile's own; operands lie within their buffers.
-            unsafe {
-                product(
-                    dims,
-                    tiles.parallelism(dims),
-                    MatMut::rows(patch_grad.as_mut_ptr(), columns),
-                    Mat::columns(weight.as_ptr(), shape.rows),
-                    Mat::rows(grad_tile, shape.outputs),
-                    false,
-                );
-            }
-            // SAFETY: a tile's images are its own; no other tile writes their pixels.
-            unsafe { scatter_patches(patch_grad, &table, images, dx_ptr) };
-        });
-    dx
+/// The element-wise sum of `parts`, each `len` long (zeros when there are none).
+fn sum_all(parts: impl Iterator<Item = Vec<f32>>, len: usize) -> Vec<f32> {
+    parts
+        .reduce(|mut total, part| {
+            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+            total
+        })
+        .unwrap_or_else(|| vec![0.0; len])
 }
 
 /// The sizes every tile shares.
@@ -195,7 +202,7 @@ impl Tiles {
         let by_size = (TILE_FLOATS / (geometry.patch_rows() * image_outputs).max(1)).max(1);
         let by_threads = batch.div_ceil(TILES_PER_THREAD * rayon::current_num_threads());
         let by_columns = MIN_TILE_COLUMNS.div_ceil(image_outputs);
-        let step = by_threads.max(by_columns).min(by_size).max(1);
+        let step = by_threads.max(by_columns).min(by_size).min(batch).max(1);
         let ranges = (0..batch.div_ceil(step))
             .map(|t| t * step..((t + 1) * step).min(batch))
             .collect();

@@ -8,7 +8,6 @@
 //! ([`crate::conv2d_im2col_cnhw`]).
 
 mod autodiff;
-mod geometry;
 mod kernels;
 
 use burn::backend::flex::FlexTensor;
@@ -16,7 +15,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, Flex, backend_extension};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-pub use geometry::ConvGeometry;
+pub use crate::ConvGeometry;
+pub use kernels::Wanted;
 
 /// A convolution on channel-major activations: `x` `[C_in, N, H, W]`, `weight`
 /// `[C_out, C_in, k_h, k_w]`, output `[C_out, N, H_out, W_out]` (see [`ConvGeometry`]).
@@ -29,19 +29,15 @@ pub trait PatchConvBackend: Backend {
         geometry: ConvGeometry,
     ) -> FloatTensor<Self>;
 
-    /// `∂W` `[C_out, C_in, k_h, k_w]` from the input `x` and the output gradient `grad`.
-    fn patch_conv_weight_grad(
+    /// `(∂W, ∂X)`, each where `wanted`, from the input `x`, the kernel and the output gradient
+    /// `grad`: `∂W` `[C_out, C_in, k_h, k_w]`, `∂X` `[C_in, N, H, W]`.
+    fn patch_conv_backward(
         x: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        geometry: ConvGeometry,
-    ) -> FloatTensor<Self>;
-
-    /// `∂X` `[C_in, N, H, W]` from the output gradient `grad` and the kernel.
-    fn patch_conv_input_grad(
-        grad: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
         geometry: ConvGeometry,
-    ) -> FloatTensor<Self>;
+        wanted: Wanted,
+    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
 }
 
 impl PatchConvBackend for Flex {
@@ -50,24 +46,27 @@ impl PatchConvBackend for Flex {
         tensor(y, geometry.output_shape())
     }
 
-    fn patch_conv_weight_grad(
+    fn patch_conv_backward(
         x: FlexTensor,
+        weight: FlexTensor,
         grad: FlexTensor,
         geometry: ConvGeometry,
-    ) -> FlexTensor {
-        let dw = kernels::weight_grad(&values(&x), &values(&grad), &geometry);
+        wanted: Wanted,
+    ) -> (Option<FlexTensor>, Option<FlexTensor>) {
+        let (dw, dx) = kernels::backward(
+            &values(&x),
+            &values(&weight),
+            &values(&grad),
+            &geometry,
+            wanted,
+        );
         let [channels_in, _, _, _] = geometry.input;
         let [kernel_h, kernel_w] = geometry.kernel;
-        tensor(dw, [geometry.channels_out, channels_in, kernel_h, kernel_w])
-    }
-
-    fn patch_conv_input_grad(
-        grad: FlexTensor,
-        weight: FlexTensor,
-        geometry: ConvGeometry,
-    ) -> FlexTensor {
-        let dx = kernels::input_grad(&values(&grad), &values(&weight), &geometry);
-        tensor(dx, geometry.input)
+        let kernel = [geometry.channels_out, channels_in, kernel_h, kernel_w];
+        (
+            dw.map(|dw| tensor(dw, kernel)),
+            dx.map(|dx| tensor(dx, geometry.input)),
+        )
     }
 }
 

@@ -5,7 +5,8 @@
 /// `H_out = ⌊(H + top + bottom − k_h) / s_h⌋ + 1` (likewise `W_out`).
 ///
 /// Output pixel `(n, i, j)` reads, through tap `(u, v)`, input pixel
-/// `(n, s_h·i + u − top, s_w·j + v − left)`, or zero where that lies in the padding.
+/// `(n, s_h·i + u − top, s_w·j + v − left)`, or zero where that lies in the padding; in the
+/// padded input `[C_in, N, H + top + bottom, W + left + right]`, pixel `(n, s_h·i + u, s_w·j + v)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
     /// `[C_in, N, H, W]`.
@@ -23,9 +24,7 @@ pub struct ConvGeometry {
 impl ConvGeometry {
     /// `[H_out, W_out]`; `None` when the kernel is larger than the padded input or a stride is 0.
     pub fn output_size(&self) -> Option<[usize; 2]> {
-        let [_, _, height, width] = self.input;
-        let [top, left, bottom, right] = self.padding;
-        let (padded_h, padded_w) = (height + top + bottom, width + left + right);
+        let [padded_h, padded_w] = self.padded_size();
         let [kernel_h, kernel_w] = self.kernel;
         let [stride_h, stride_w] = self.stride;
         (padded_h >= kernel_h && padded_w >= kernel_w && stride_h > 0 && stride_w > 0).then(|| {
@@ -36,6 +35,13 @@ impl ConvGeometry {
         })
     }
 
+    /// `[H + top + bottom, W + left + right]`.
+    pub fn padded_size(&self) -> [usize; 2] {
+        let [_, _, height, width] = self.input;
+        let [top, left, bottom, right] = self.padding;
+        [height + top + bottom, width + left + right]
+    }
+
     /// `[C_out, N, H_out, W_out]`.
     pub fn output_shape(&self) -> [usize; 4] {
         let [out_h, out_w] = self.output_size().expect("valid convolution geometry");
@@ -44,7 +50,22 @@ impl ConvGeometry {
 
     /// `C_in·k_h·k_w`: the rows of the patch matrix, the columns of the kernel matrix.
     pub fn patch_rows(&self) -> usize {
-        self.input[0] * self.kernel[0] * self.kernel[1]
+        self.input[0] * self.taps()
+    }
+
+    /// `k_h·k_w`.
+    pub fn taps(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+
+    /// Whether the patch matrix is the input itself: a 1×1 kernel, stride 1, no padding.
+    pub fn is_identity(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4]
+    }
+
+    /// Whether some tap may read the padding.
+    pub fn reads_padding(&self) -> bool {
+        self.padding != [0; 4]
     }
 
     /// Input pixels of one image, `H·W`.
@@ -56,6 +77,11 @@ impl ConvGeometry {
     pub fn image_outputs(&self) -> usize {
         let [out_h, out_w] = self.output_size().expect("valid convolution geometry");
         out_h * out_w
+    }
+
+    /// Output pixels of the batch, `N·H_out·W_out`: the columns of the patch matrix.
+    pub fn outputs(&self) -> usize {
+        self.input[1] * self.image_outputs()
     }
 
     /// Input elements, `C_in·N·H·W`.
@@ -71,5 +97,35 @@ impl ConvGeometry {
     /// Output elements, `C_out·N·H_out·W_out`.
     pub fn output_len(&self) -> usize {
         self.output_shape().iter().product()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_size_follows_the_padded_input() {
+        let geometry = ConvGeometry {
+            input: [3, 2, 7, 5],
+            channels_out: 4,
+            kernel: [3, 2],
+            stride: [2, 3],
+            padding: [1, 0, 2, 1],
+        };
+        assert_eq!(geometry.padded_size(), [10, 6]);
+        assert_eq!(geometry.output_size(), Some([4, 2]));
+        assert_eq!(geometry.output_shape(), [4, 2, 4, 2]);
+        assert_eq!((geometry.patch_rows(), geometry.outputs()), (18, 16));
+        let too_large = ConvGeometry {
+            kernel: [11, 2],
+            ..geometry
+        };
+        assert_eq!(too_large.output_size(), None);
+        let zero_stride = ConvGeometry {
+            stride: [0, 1],
+            ..geometry
+        };
+        assert_eq!(zero_stride.output_size(), None);
     }
 }
