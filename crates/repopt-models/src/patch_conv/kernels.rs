@@ -10,11 +10,11 @@
 //! `P` is never held whole: each tile of whole images gathers its own columns of `P` into a
 //! buffer of its thread (at most 512 KiB where an image fits, so the product reads it from
 //! cache), multiplies, and drops it; the backward pass gathers again instead of keeping the
-//! forward's patches, and computes both gradients in the same pass over the tiles. Tiles run in parallel
-//! (rayon); as a tile holds whole images, the pixels its col2im writes belong to no other tile.
-//! A batch of small maps (deep layers) is one tile, whose products use every thread instead.
-//! Each product is handed to `gemm` in the orientation that puts the longer side along the
-//! micro-kernel's rows (see [`product`]).
+//! forward's patches, and computes both gradients in one pass over the tiles. Tiles run in
+//! parallel (rayon); as a tile holds whole images, the pixels its col2im writes belong to no
+//! other tile. A batch of small maps (deep layers) is one tile, whose products use every thread
+//! instead. Each product is handed to `gemm` in the orientation that puts the longer side along
+//! the micro-kernel's rows (see [`product`]).
 
 use core::ops::Range;
 
