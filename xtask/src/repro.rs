@@ -12,7 +12,9 @@
 //!   re-initialisation only, Grad Mults only;
 //! * convergence, two measures: each run's test top-1 gained over its last 10 % of epochs (a
 //!   plateau below 0.3 points), and what twice the epochs change (RepOpt-VGG, plain SGD and
-//!   RepVGG of seed 0 trained again on `--long-epochs`).
+//!   RepVGG of seed 0 trained again on `--long-epochs`, and again on twice that, up to
+//!   `--doublings` times, for as long as the last doubling changed their top-1 by 0.5 points
+//!   or more).
 //!
 //! Every run lives in its own folder under `--out`; a finished one (`outcome.json`) is never
 //! repeated, an unfinished one continues from its last checkpoint.
@@ -49,6 +51,11 @@ pub struct Repro {
     /// again on this longer schedule; 0 for none [default: twice --epochs; 0 with --quick].
     #[arg(long)]
     pub long_epochs: Option<u64>,
+    /// Longest convergence check: a method of the check trains again on twice its longest
+    /// schedule while the last lengthening changed its top-1 by 0.5 points or more, up to this
+    /// many longer schedules (`--long-epochs` × 1, 2, 4, …) [default: 2; 0 with --quick].
+    #[arg(long)]
+    pub doublings: Option<u64>,
     /// Copy the table, results.json and pictures into docs/.
     #[arg(long)]
     pub docs: bool,
@@ -120,6 +127,8 @@ struct Plan {
     epochs: u64,
     hs_epochs: u64,
     long_epochs: u64,
+    /// Longer schedules of the convergence check at most (`long_epochs` × 2^(k−1), k = 1…).
+    doublings: u64,
     out: PathBuf,
 }
 
@@ -167,6 +176,7 @@ impl Plan {
             epochs,
             hs_epochs: pick("hs_epochs", r.hs_epochs, 20, 1)?,
             long_epochs: pick("long_epochs", r.long_epochs, 2 * epochs, 0)?,
+            doublings: pick("doublings", r.doublings, 2, 0)?,
             out: r.out.clone(),
         })
     }
@@ -193,6 +203,7 @@ impl Plan {
         let value = serde_json::json!({
             "quick": self.quick, "seeds": self.seeds, "epochs": self.epochs,
             "hs_epochs": self.hs_epochs, "long_epochs": self.long_epochs,
+            "doublings": self.doublings,
         });
         crate::write_text(
             &Self::record_path(&self.out),
@@ -247,32 +258,81 @@ impl Plan {
 
     /// Every run in the order they are trained, so that a matrix stopped part way answers the
     /// main questions first: the search; RepOpt-VGG, plain SGD and RepVGG seed by seed (the two
-    /// differences the claim rests on); the convergence check; then the other methods seed by
-    /// seed.
+    /// differences the claim rests on); the convergence check's first longer schedule; the
+    /// other methods seed by seed; then the further longer schedules that the finished checks
+    /// call for ([`Plan::calls_for`]), so the plan grows as checks finish.
     fn runs(&self) -> Vec<Run> {
         let mut runs = vec![Run {
             method: "hs".into(),
             seed: 0,
             dir: self.hs_dir(),
             epochs: self.hs_epochs,
-            long: false,
+            check: 0,
         }];
         let (main, others): (Vec<&str>, Vec<&str>) = METHODS
             .iter()
             .map(|(method, _)| *method)
             .partition(|method| LONG_METHODS.contains(method));
         runs.extend(self.seed_by_seed(&main));
-        if self.long_epochs > 0 {
-            runs.extend(LONG_METHODS.iter().map(|method| Run {
-                method: method.to_string(),
-                seed: 0,
-                dir: self.out.join(format!("{method}-long")),
-                epochs: self.long_epochs,
-                long: true,
-            }));
+        if self.long_epochs > 0 && self.doublings > 0 {
+            runs.extend(LONG_METHODS.iter().map(|method| self.check_run(method, 1)));
         }
         runs.extend(self.seed_by_seed(&others));
+        for check in 2..=self.doublings {
+            runs.extend(
+                LONG_METHODS
+                    .iter()
+                    .filter(|method| self.calls_for(method, check) == Some(true))
+                    .map(|method| self.check_run(method, check)),
+            );
+        }
         runs
+    }
+
+    /// Seed 0 of `method` on the convergence check's `check`-th longer schedule
+    /// (`long_epochs` × 2^(check−1)); the first keeps the folder `<method>-long`.
+    fn check_run(&self, method: &str, check: u64) -> Run {
+        let epochs = self.check_epochs(check);
+        let name = match check {
+            1 => format!("{method}-long"),
+            _ => format!("{method}-long-{epochs}"),
+        };
+        Run {
+            method: method.into(),
+            seed: 0,
+            dir: self.out.join(name),
+            epochs,
+            check,
+        }
+    }
+
+    /// Epochs of seed 0 on the `check`-th schedule (0: the plan's own).
+    fn check_epochs(&self, check: u64) -> u64 {
+        match check {
+            0 => self.epochs,
+            k => self.long_epochs << (k - 1),
+        }
+    }
+
+    /// The folder of seed 0 of `method` on the `check`-th schedule (0: the plan's own).
+    fn check_dir(&self, method: &str, check: u64) -> PathBuf {
+        match check {
+            0 => self.run_dir(method, 0),
+            k => self.check_run(method, k).dir,
+        }
+    }
+
+    /// Whether the `check`-th longer schedule (≥ 2) of `method` is to be trained: `Some(true)`
+    /// when the one before changed seed 0's top-1 by [`DOUBLING_POINTS`] or more, `Some(false)`
+    /// when by less (converged), `None` while either of the two is unfinished.
+    fn calls_for(&self, method: &str, check: u64) -> Option<bool> {
+        let top1 = |k| {
+            read_outcome(&self.check_dir(method, k))
+                .ok()
+                .map(|o| o.top1)
+        };
+        let gain = top1(check - 1)? - top1(check - 2)?;
+        Some(gain.abs() >= DOUBLING_POINTS)
     }
 
     /// The runs of `methods` on the plan's schedule, seed by seed.
@@ -284,7 +344,7 @@ impl Plan {
                 seed,
                 dir: self.run_dir(method, seed),
                 epochs: self.epochs,
-                long: false,
+                check: 0,
             })
             .collect()
     }
@@ -297,8 +357,8 @@ struct Run {
     seed: u64,
     dir: PathBuf,
     epochs: u64,
-    /// Part of the convergence check (the longer schedule).
-    long: bool,
+    /// Which longer schedule of the convergence check (1, 2, …); 0 for the plan's own.
+    check: u64,
 }
 
 impl Run {
@@ -334,11 +394,11 @@ impl Run {
         let _ = std::fs::remove_file(self.dir.with_extension("lock"));
     }
 
-    /// The name in tables: the method, marked when on the long schedule.
+    /// The name in tables: the method, with its epochs when on a longer schedule.
     fn label(&self) -> String {
-        match self.long {
-            true => format!("{} (long)", self.method),
-            false => self.method.clone(),
+        match self.check {
+            0 => self.method.clone(),
+            _ => format!("{} ({} epochs)", self.method, self.epochs),
         }
     }
 
@@ -423,15 +483,39 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
         Some(path) => path.clone(),
         None => crate::binary("repopt-train", "repopt", &settings.profile)?,
     };
+    // A finished convergence check can call for a longer schedule: plan again after each
+    // round until it names no run this sitting has not handed out yet.
+    let mut handed_out = std::collections::HashSet::new();
+    loop {
+        let pending: Vec<Run> = plan
+            .runs()
+            .into_iter()
+            .filter(|r| !r.finished() && handed_out.insert(r.dir.clone()))
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        train_all(Queue::new(pending), settings.jobs, &plan, &data, &repopt)?;
+    }
+    report(&plan, settings.docs, &repopt)
+}
+
+/// Trains the runs of `queue` with `jobs` workers; the first failure stops the hand-out.
+fn train_all(
+    queue: Queue,
+    jobs: u64,
+    plan: &Plan,
+    data: &str,
+    repopt: &Path,
+) -> Result<(), String> {
     let scales = plan.hs_dir().join("scales.safetensors");
-    let queue = Queue::new(plan.runs().into_iter().filter(|r| !r.finished()).collect());
     std::thread::scope(|scope| {
-        for _ in 0..settings.jobs {
+        for _ in 0..jobs {
             scope.spawn(|| {
                 while let Some(run) = queue.next(&scales) {
                     let result = match run.claim() {
                         Ok(true) => {
-                            let result = train(&run, &plan, &data, &scales, &repopt);
+                            let result = train(&run, plan, data, &scales, repopt);
                             run.release();
                             result
                         }
@@ -450,8 +534,7 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
             });
         }
     });
-    queue.result()?;
-    report(&plan, settings.docs, &repopt)
+    queue.result()
 }
 
 /// Trains `run` (continuing it if it has checkpoints), its output in `<run folder>.log`.
@@ -545,15 +628,15 @@ impl Queue {
 fn status(plan: &Plan) -> Result<(), String> {
     let runs = plan.runs();
     // Methods not yet measured are counted at the mean of those measured.
-    let measured: Vec<f64> = runs
-        .iter()
-        .filter_map(|r| seconds_per_epoch(plan, &r.method))
+    let measured: Vec<f64> = std::iter::once("hs")
+        .chain(METHODS.iter().map(|(method, _)| *method))
+        .filter_map(|method| seconds_per_epoch(plan, method))
         .collect();
     let fallback = (!measured.is_empty()).then(|| stats::mean(&measured));
     let mut remaining = 0.0;
     let jobs = 2.0;
     println!(
-        "{:<14} {:>4} {:>9} {:>10}  folder",
+        "{:<20} {:>4} {:>9} {:>10}  folder",
         "method", "seed", "epochs", "s/epoch"
     );
     for run in &runs {
@@ -561,7 +644,7 @@ fn status(plan: &Plan) -> Result<(), String> {
         let done = run.epochs_done();
         remaining += (run.epochs - done) as f64 * per_epoch.or(fallback).unwrap_or(f64::NAN);
         println!(
-            "{:<14} {:>4} {:>4}/{:<4} {:>10}  {}{}",
+            "{:<20} {:>4} {:>4}/{:<4} {:>10}  {}{}",
             run.label(),
             run.seed,
             done,
@@ -570,6 +653,9 @@ fn status(plan: &Plan) -> Result<(), String> {
             run.dir.display(),
             if run.finished() { "  done" } else { "" }
         );
+    }
+    for line in undecided_checks(plan) {
+        println!("{line}");
     }
     let finished = runs.iter().filter(|r| r.finished()).count();
     println!("\n{finished} of {} runs finished", runs.len());
@@ -585,17 +671,47 @@ fn status(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// Median seconds per epoch of `method` (training and evaluation) over the epochs its runs of
-/// any seed have finished. The median, because an epoch during which the run was paused or the
-/// machine was busy otherwise lasts many times the others.
-fn seconds_per_epoch(plan: &Plan, method: &str) -> Option<f64> {
-    let dirs: Vec<PathBuf> = match method {
-        "hs" => vec![plan.hs_dir()],
-        _ => (0..plan.seeds).map(|s| plan.run_dir(method, s)).collect(),
-    };
-    let seconds: Vec<f64> = dirs.iter().flat_map(|d| logged_epoch_seconds(d)).collect();
-    median(&seconds)
+/// The longer schedules of the convergence check not yet known to be needed: for each method,
+/// the next one, which waits on the check before it.
+fn undecided_checks(plan: &Plan) -> Vec<String> {
+    LONG_METHODS
+        .iter()
+        .filter_map(|method| {
+            let check = (2..=plan.doublings).find(|&k| plan.calls_for(method, k) != Some(true))?;
+            plan.calls_for(method, check).is_none().then(|| {
+                format!(
+                    "{method} ({} epochs): trained only if {} epochs change seed 0's top-1 by \
+                     {DOUBLING_POINTS} points or more against {}",
+                    plan.check_epochs(check),
+                    plan.check_epochs(check - 1),
+                    plan.check_epochs(check - 2),
+                )
+            })
+        })
+        .collect()
 }
+
+/// Seconds per epoch of `method` (training and evaluation) now: the median of the last
+/// [`RECENT_EPOCHS`] epochs in the most recently written log of its runs (any seed or
+/// schedule), so that the estimate follows a faster build or a busier machine. The median,
+/// because an epoch during which the run was paused lasts many times the others.
+fn seconds_per_epoch(plan: &Plan, method: &str) -> Option<f64> {
+    let newest = plan
+        .runs()
+        .into_iter()
+        .filter(|r| r.method == method)
+        .filter_map(|r| {
+            let log = r.dir.with_extension("log");
+            let written = std::fs::metadata(&log).and_then(|m| m.modified()).ok()?;
+            Some((written, r.dir))
+        })
+        .max_by_key(|(written, _)| *written)?;
+    let seconds = logged_epoch_seconds(&newest.1);
+    median(&seconds[seconds.len().saturating_sub(RECENT_EPOCHS)..])
+}
+
+/// Epochs the time-left estimate reads per method.
+const RECENT_EPOCHS: usize = 10;
 
 /// The seconds of each finished epoch in the log beside the run folder `dir` (none without a log).
 fn logged_epoch_seconds(dir: &Path) -> Vec<f64> {
@@ -695,47 +811,82 @@ pub fn late_gain(curve: &[f64]) -> Option<f64> {
     (curve.len() > window).then(|| curve[curve.len() - 1] - curve[curve.len() - 1 - window])
 }
 
-/// The table of the convergence check: seed 0 of each long-schedule method at `epochs` and at
-/// `long_epochs`, where both have finished.
+/// The table of the convergence check: seed 0 of each method of the check on the plan's
+/// schedule and on every longer one finished, the change each lengthening made, and whether
+/// the budget criterion holds: some lengthening changed top-1 by less than [`DOUBLING_POINTS`].
 fn convergence_check(plan: &Plan, runs: &[Finished]) -> String {
+    let schedules: Vec<u64> = (0..=plan.doublings).map(|k| plan.check_epochs(k)).collect();
     let mut out = format!(
-        "\nConvergence check, seed 0: the same run on the {long}-epoch schedule\n\n| method | top-1 at {} epochs | top-1 at {long} epochs | gain | last-10 % gain at {long} |\n|---|---|---|---|---|\n",
-        plan.epochs,
-        long = plan.long_epochs,
+        "\nConvergence check, seed 0: the same run on longer schedules (top-1 %, in brackets the \
+         change from the schedule before)\n\n| method |{} last-10 % gain of the longest |\n|---|{}---|\n",
+        schedules
+            .iter()
+            .map(|e| format!(" {e} epochs |"))
+            .collect::<String>(),
+        "---|".repeat(schedules.len()),
     );
-    let mut unmet = Vec::new();
-    let mut any = false;
+    let mut verdicts = Vec::new();
     for method in LONG_METHODS {
-        let short = runs.iter().find(|r| r.method == method && r.seed == 0);
-        let dir = plan.out.join(format!("{method}-long"));
-        if let (Some(short), Ok(long)) = (short, read_outcome(&dir)) {
-            any = true;
-            let late = test_curve(&dir)
-                .ok()
-                .and_then(|curve| late_gain(&curve))
-                .map_or("?".to_string(), |g| format!("{g:+.2}"));
-            let gain = long.top1 - short.outcome.top1;
-            if gain.abs() >= DOUBLING_POINTS {
-                unmet.push(method);
-            }
-            out.push_str(&format!(
-                "| {method} | {:.2} | {:.2} | {gain:+.2} | {late} |\n",
-                short.outcome.top1, long.top1,
-            ));
-        }
+        let mut top1: Vec<Option<f64>> = (0..=plan.doublings)
+            .map(|k| {
+                read_outcome(&plan.check_dir(method, k))
+                    .ok()
+                    .map(|o| o.top1)
+            })
+            .collect();
+        top1[0] = runs
+            .iter()
+            .find(|r| r.method == method && r.seed == 0)
+            .map(|r| r.outcome.top1);
+        let Some(longest) = (1..top1.len()).rev().find(|&k| top1[k].is_some()) else {
+            continue;
+        };
+        let cells: String = (0..top1.len())
+            .map(
+                |k| match (top1[k], k.checked_sub(1).and_then(|j| top1[j])) {
+                    (Some(t), Some(before)) => format!(" {t:.2} ({:+.2}) |", t - before),
+                    (Some(t), None) => format!(" {t:.2} |"),
+                    (None, _) => " – |".into(),
+                },
+            )
+            .collect();
+        let late = test_curve(&plan.check_dir(method, longest as u64))
+            .ok()
+            .and_then(|curve| late_gain(&curve))
+            .map_or("?".to_string(), |g| format!("{g:+.2}"));
+        out.push_str(&format!("| {method} |{cells} {late} |\n"));
+        verdicts.push(budget_verdict(method, &schedules, &top1));
     }
-    if !any {
+    if verdicts.is_empty() {
         return String::new();
     }
     out.push_str(&format!(
-        "\nBudget criterion (doubling the epochs changes seed 0's top-1 by less than \
-         {DOUBLING_POINTS} points): {}\n",
-        match unmet.is_empty() {
-            true => "met by every method checked".to_string(),
-            false => format!("NOT met by {}", unmet.join(", ")),
-        }
+        "\nBudget criterion (a lengthening changes seed 0's top-1 by less than {DOUBLING_POINTS} \
+         points):\n\n{}",
+        verdicts.concat()
     ));
     out
+}
+
+/// One line of the budget criterion for `method`: the first schedule whose doubling changed
+/// top-1 by less than [`DOUBLING_POINTS`], or that none has yet.
+fn budget_verdict(method: &str, schedules: &[u64], top1: &[Option<f64>]) -> String {
+    let gains: Vec<(usize, f64)> = (1..top1.len())
+        .filter_map(|k| Some((k, top1[k]? - top1[k - 1]?)))
+        .collect();
+    let met = gains.iter().find(|(_, g)| g.abs() < DOUBLING_POINTS);
+    match (met, gains.last()) {
+        (Some((k, g)), _) => format!(
+            "* {method}: met at {} epochs ({} epochs change it by {g:+.2})\n",
+            schedules[k - 1],
+            schedules[*k]
+        ),
+        (None, Some((k, g))) => format!(
+            "* {method}: NOT met up to {} epochs (the last lengthening: {g:+.2})\n",
+            schedules[*k]
+        ),
+        (None, None) => format!("* {method}: not known yet\n"),
+    }
 }
 
 /// One finished run in the report.
@@ -751,7 +902,7 @@ fn collect(plan: &Plan) -> Result<Vec<Finished>, String> {
     for run in plan
         .runs()
         .into_iter()
-        .filter(|r| r.method != "hs" && !r.long && r.finished())
+        .filter(|r| r.method != "hs" && r.check == 0 && r.finished())
     {
         all.push(Finished {
             outcome: read_outcome(&run.dir)?,
@@ -778,7 +929,7 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
     let planned = plan
         .runs()
         .iter()
-        .filter(|r| r.method != "hs" && !r.long)
+        .filter(|r| r.method != "hs" && r.check == 0)
         .count();
     if runs.len() < planned {
         table.insert_str(
@@ -835,6 +986,10 @@ fn method_table(plan: &Plan, runs: &[Finished]) -> (String, Vec<String>) {
     for (method, description) in METHODS {
         let mine: Vec<&Finished> = runs.iter().filter(|r| r.method == method).collect();
         let values = top1(runs, method);
+        if values.is_empty() {
+            table.push_str(&format!("| {description} | – | 0 | – | – | – | – |\n"));
+            continue;
+        }
         let max_gain = mine
             .iter()
             .filter_map(|r| late_gain(&r.curve))
@@ -964,14 +1119,15 @@ fn results_json(plan: &Plan, runs: &[Finished], differences: Vec<serde_json::Val
             })
         })
         .collect();
-    let long: Vec<serde_json::Value> = LONG_METHODS
+    let long: Vec<serde_json::Value> = plan
+        .runs()
         .iter()
-        .filter_map(|m| {
-            let dir = plan.out.join(format!("{m}-long"));
-            let outcome = read_outcome(&dir).ok()?;
+        .filter(|r| r.check > 0)
+        .filter_map(|r| {
+            let outcome = read_outcome(&r.dir).ok()?;
             Some(serde_json::json!({
-                "method": m, "seed": 0, "epochs": plan.long_epochs, "top1": outcome.top1,
-                "test_top1_per_epoch": test_curve(&dir).ok(),
+                "method": r.method, "seed": 0, "epochs": r.epochs, "top1": outcome.top1,
+                "test_top1_per_epoch": test_curve(&r.dir).ok(),
             }))
         })
         .collect();
@@ -980,7 +1136,7 @@ fn results_json(plan: &Plan, runs: &[Finished], differences: Vec<serde_json::Val
             "data": if plan.quick { "8,000 CIFAR-10 training images, 1,000 test images" }
                     else { "all 50,000 CIFAR-10 training images, the 10,000 test images" },
             "epochs": plan.epochs, "hs_epochs": plan.hs_epochs, "seeds": plan.seeds,
-            "long_epochs": plan.long_epochs,
+            "long_epochs": plan.long_epochs, "doublings": plan.doublings,
             "flags": plan.common("DATA"),
             "plateau_points": PLATEAU_POINTS,
             "doubling_points": DOUBLING_POINTS,
@@ -996,11 +1152,19 @@ fn results_json(plan: &Plan, runs: &[Finished], differences: Vec<serde_json::Val
 fn pictures(plan: &Plan, repopt: &Path) -> Result<(PathBuf, PathBuf), String> {
     let curves_png = plan.out.join("curves.png");
     let scales_png = plan.out.join("scales.png");
-    let dirs: Vec<String> = METHODS
+    // Runs under way have no metrics.csv yet: the picture shows those finished.
+    let (dirs, labels): (Vec<String>, Vec<&str>) = METHODS
         .iter()
-        .map(|(m, _)| plan.run_dir(m, 0).display().to_string())
-        .collect();
-    let labels: Vec<&str> = METHODS.iter().map(|(m, _)| *m).collect();
+        .map(|(m, _)| (plan.run_dir(m, 0), *m))
+        .filter(|(dir, _)| dir.join("metrics.csv").is_file())
+        .map(|(dir, m)| (dir.display().to_string(), m))
+        .unzip();
+    if dirs.is_empty() {
+        return Err(format!(
+            "no run of seed 0 has finished in {}: nothing to report yet",
+            plan.out.display()
+        ));
+    }
     let mut plot = Command::new(repopt);
     plot.args([
         "plot",
@@ -1064,6 +1228,7 @@ mod tests {
             epochs: None,
             hs_epochs: None,
             long_epochs: None,
+            doublings: None,
             docs: false,
             status: false,
             report_only: false,
@@ -1133,8 +1298,8 @@ mod tests {
         assert_eq!(runs.len(), 1 + 3 * METHODS.len() + LONG_METHODS.len());
         assert!(
             runs.iter()
-                .filter(|r| r.long)
-                .all(|r| r.epochs == 80 && r.seed == 0)
+                .filter(|r| r.check > 0)
+                .all(|r| r.epochs == 80 && r.seed == 0 && r.check == 1)
         );
         assert_eq!(runs[0].method, "hs");
         // The main comparison of every seed, then the convergence check, then the rest.
@@ -1146,7 +1311,11 @@ mod tests {
         );
         assert_eq!(
             order[9..12],
-            ["repopt (long)", "plain (long)", "repvgg (long)"],
+            [
+                "repopt (80 epochs)",
+                "plain (80 epochs)",
+                "repvgg (80 epochs)"
+            ],
             "{order:?}"
         );
         assert_eq!(
@@ -1193,53 +1362,141 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
         assert_eq!(stats::median(&seconds), 42.0);
     }
 
-    /// The convergence check pairs seed 0 at the plan's epochs with its long run and gives the
-    /// long run's late gain; a method without a finished long run has no row.
+    /// The time-left estimate reads the last epochs of the method's newest log: a faster build
+    /// or a busier machine shows at once.
     #[test]
-    fn the_convergence_check_compares_seed_0_with_its_long_run() {
-        let dir = std::env::temp_dir().join(format!("repro-long-{}", std::process::id()));
-        let plan = Plan::new(&Repro {
-            epochs: Some(10),
-            long_epochs: Some(20),
-            ..settings(&dir)
-        })
-        .unwrap();
-        let long = dir.join("repopt-long");
-        std::fs::create_dir_all(&long).unwrap();
-        std::fs::write(long.join("outcome.json"), r#"{"test": {"top1": 80.5}}"#).unwrap();
-        let rows: String = (1..=20).map(|e| format!("{e},{}\n", 60 + e)).collect();
+    fn the_estimate_follows_the_newest_epochs() {
+        let dir = std::env::temp_dir().join(format!("repro-eta-{}", std::process::id()));
+        let plan = doubling_plan(&dir);
+        let log = |run: &str, seconds: &[f64], age_s: u64| {
+            let lines: String = seconds
+                .iter()
+                .enumerate()
+                .map(|(e, s)| {
+                    format!("epoch {e}/99 train ({s} s): x\nepoch {e}/99 valid (0 s): x\n")
+                })
+                .collect();
+            let path = dir.join(format!("{run}.log"));
+            std::fs::write(&path, lines).unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_s);
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(when).unwrap();
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        log("repopt-s0", &[60.0; 30], 3600);
+        let mut recent = vec![60.0; 20];
+        recent.extend([30.0; RECENT_EPOCHS]);
+        log("repopt-long", &recent, 10);
+        assert_eq!(seconds_per_epoch(&plan, "repopt"), Some(30.0));
+        assert_eq!(seconds_per_epoch(&plan, "plain"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes a finished run into `dir`: its outcome and a curve rising by one point an epoch
+    /// to `top1`.
+    fn finish(dir: &Path, top1: f64, epochs: u64) {
+        std::fs::create_dir_all(dir).unwrap();
         std::fs::write(
-            long.join("metrics.csv"),
-            format!("epoch,valid_top1\n{rows}"),
+            dir.join("outcome.json"),
+            format!(r#"{{"test": {{"top1": {top1}}}}}"#),
         )
         .unwrap();
-        let finished = |method: &str| Finished {
+        let rows: String = (1..=epochs)
+            .map(|e| format!("{e},{}\n", top1 - (epochs - e) as f64))
+            .collect();
+        std::fs::write(dir.join("metrics.csv"), format!("epoch,valid_top1\n{rows}")).unwrap();
+    }
+
+    /// A plan of 10 epochs, checked on 20 and then 40.
+    fn doubling_plan(dir: &Path) -> Plan {
+        Plan::new(&Repro {
+            epochs: Some(10),
+            long_epochs: Some(20),
+            ..settings(dir)
+        })
+        .unwrap()
+    }
+
+    /// The plan grows by a longer schedule for a method whose last lengthening changed its
+    /// top-1 by 0.5 points or more, and only then.
+    #[test]
+    fn a_check_that_moved_calls_for_a_longer_schedule() {
+        let dir = std::env::temp_dir().join(format!("repro-grow-{}", std::process::id()));
+        let plan = doubling_plan(&dir);
+        assert!(plan.runs().iter().all(|r| r.check < 2));
+        assert_eq!(undecided_checks(&plan).len(), LONG_METHODS.len());
+        finish(&dir.join("repopt-s0"), 79.0, 10);
+        finish(&dir.join("repopt-long"), 80.5, 20);
+        finish(&dir.join("plain-s0"), 78.0, 10);
+        finish(&dir.join("plain-long"), 78.4, 20);
+        let runs = plan.runs();
+        let longer: Vec<_> = runs.iter().filter(|r| r.check == 2).collect();
+        assert_eq!(longer.len(), 1, "{longer:?}");
+        assert_eq!(longer[0].dir, dir.join("repopt-long-40"));
+        assert_eq!((longer[0].epochs, longer[0].seed), (40, 0));
+        assert_eq!(longer[0].label(), "repopt (40 epochs)");
+        assert_eq!(runs.last().unwrap().dir, longer[0].dir);
+        let undecided = undecided_checks(&plan);
+        assert_eq!(undecided.len(), 1, "{undecided:?}");
+        assert!(
+            undecided[0].starts_with("repvgg (40 epochs)"),
+            "{undecided:?}"
+        );
+        let capped = Plan {
+            doublings: 1,
+            ..plan.clone()
+        };
+        assert!(capped.runs().iter().all(|r| r.check < 2));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The convergence check lists seed 0 on every finished schedule with the change from the
+    /// one before, and says per method where the budget criterion is met.
+    #[test]
+    fn the_convergence_check_follows_each_lengthening() {
+        let dir = std::env::temp_dir().join(format!("repro-long-{}", std::process::id()));
+        let plan = doubling_plan(&dir);
+        finish(&dir.join("repopt-long"), 80.5, 20);
+        finish(&dir.join("repopt-long-40"), 80.8, 40);
+        finish(&dir.join("plain-long"), 79.0, 20);
+        finish(&dir.join("plain-long-40"), 80.0, 40);
+        let finished = |method: &str, top1: f64| Finished {
             method: method.into(),
             seed: 0,
             outcome: Outcome {
-                top1: 79.0,
+                top1,
                 seconds_per_epoch: 1.0,
                 peak_memory_mib: None,
             },
             curve: vec![],
         };
-        let table = convergence_check(&plan, &[finished("repopt"), finished("plain")]);
-        let close = Finished {
-            outcome: Outcome {
-                top1: 80.2,
-                ..finished("repopt").outcome
-            },
-            ..finished("repopt")
-        };
-        let met = convergence_check(&plan, &[close]);
+        let runs = [
+            finished("repopt", 79.0),
+            finished("plain", 78.0),
+            finished("repvgg", 79.5),
+        ];
+        let table = convergence_check(&plan, &runs);
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(met.contains("met by every method checked"), "{met}");
-        assert!(table.contains("the 20-epoch schedule"), "{table}");
         assert!(
-            table.contains("| repopt | 79.00 | 80.50 | +1.50 | +2.00 |"),
+            table.contains("| method | 10 epochs | 20 epochs | 40 epochs | last-10 % gain"),
             "{table}"
         );
-        assert!(!table.contains("| plain |"), "{table}");
-        assert!(table.contains("NOT met by repopt"), "{table}");
+        assert!(
+            table.contains("| repopt | 79.00 | 80.50 (+1.50) | 80.80 (+0.30) | +4.00 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| plain | 78.00 | 79.00 (+1.00) | 80.00 (+1.00) | +4.00 |"),
+            "{table}"
+        );
+        assert!(!table.contains("| repvgg |"), "{table}");
+        assert!(
+            table.contains("* repopt: met at 20 epochs (40 epochs change it by +0.30)"),
+            "{table}"
+        );
+        assert!(
+            table.contains("* plain: NOT met up to 40 epochs (the last lengthening: +1.00)"),
+            "{table}"
+        );
     }
 }

@@ -59,7 +59,7 @@ pub(super) fn export(plan: &Plan, dest: &Path) -> Result<(), String> {
 fn unquantized(run: &Run) -> Option<String> {
     let studied = crate::ptq::METHODS.iter().any(|(m, _)| *m == run.method);
     (studied
-        && !run.long
+        && run.check == 0
         && run.finished()
         && run.dir.join("model.bpk").is_file()
         && !run.dir.join("quantization.json").is_file())
