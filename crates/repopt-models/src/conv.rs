@@ -210,26 +210,13 @@ pub fn conv2d_im2col_cnhw(
     stride: [usize; 2],
     padding: [usize; 4],
 ) -> Tensor<4> {
-    let [channels_in, batch, height, width] = x.dims();
-    let [channels_out, weight_channels_in, kernel_h, kernel_w] = weight.dims();
-    assert_eq!(
-        channels_in, weight_channels_in,
-        "im2col convolution: input has {channels_in} channels, the kernel {weight_channels_in}"
-    );
-    let geometry = ConvGeometry {
-        input: [channels_in, batch, height, width],
-        channels_out,
-        kernel: [kernel_h, kernel_w],
-        stride,
-        padding,
-    };
-    let [out_h, out_w] = geometry.output_size().unwrap_or_else(|| {
-        panic!(
-            "im2col convolution: kernel {:?} with stride {stride:?} does not fit the padded input {:?}",
-            geometry.kernel,
-            geometry.padded_size()
-        )
-    });
+    let geometry = ConvGeometry::new(x.dims(), weight.dims(), stride, padding)
+        .unwrap_or_else(|e| panic!("im2col convolution: {e}"));
+    let [channels_in, batch, height, width] = geometry.input;
+    let channels_out = geometry.channels_out;
+    let [out_h, out_w] = geometry
+        .output_size()
+        .expect("checked by ConvGeometry::new");
     let device = x.device();
     let pixels = batch * height * width;
     let x = x.reshape([channels_in, pixels]);

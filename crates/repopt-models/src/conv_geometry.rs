@@ -22,6 +22,39 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// The geometry of input `[C_in, N, H, W]` and kernel `[C_out, C_in, k_h, k_w]`; an error
+    /// that names the mismatch when the channels differ or the kernel does not fit the padded
+    /// input with this stride.
+    pub fn new(
+        input: [usize; 4],
+        kernel: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 4],
+    ) -> Result<Self, String> {
+        let [channels_out, kernel_channels, kernel_h, kernel_w] = kernel;
+        if input[0] != kernel_channels {
+            return Err(format!(
+                "input has {} channels, the kernel {kernel_channels}",
+                input[0]
+            ));
+        }
+        let geometry = Self {
+            input,
+            channels_out,
+            kernel: [kernel_h, kernel_w],
+            stride,
+            padding,
+        };
+        match geometry.output_size() {
+            Some(_) => Ok(geometry),
+            None => Err(format!(
+                "kernel {:?} with stride {stride:?} does not fit the padded input {:?}",
+                geometry.kernel,
+                geometry.padded_size()
+            )),
+        }
+    }
+
     /// `[H_out, W_out]`; `None` when the kernel is larger than the padded input or a stride is 0.
     pub fn output_size(&self) -> Option<[usize; 2]> {
         let [padded_h, padded_w] = self.padded_size();
@@ -61,6 +94,21 @@ impl ConvGeometry {
     /// Whether the patch matrix is the input itself: a 1×1 kernel, stride 1, no padding.
     pub fn is_identity(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4]
+    }
+
+    /// The input pixel `(h, w)` that output pixel `(i, j)` reads through tap `(u, v)`, or `None`
+    /// where the tap reads the padding.
+    pub fn reads(&self, [i, j]: [usize; 2], [u, v]: [usize; 2]) -> Option<[usize; 2]> {
+        let [_, _, height, width] = self.input;
+        let [stride_h, stride_w] = self.stride;
+        let [top, left, _, _] = self.padding;
+        let h = (i * stride_h + u)
+            .checked_sub(top)
+            .filter(|&h| h < height)?;
+        let w = (j * stride_w + v)
+            .checked_sub(left)
+            .filter(|&w| w < width)?;
+        Some([h, w])
     }
 
     /// Whether some tap may read the padding.
@@ -117,10 +165,32 @@ mod tests {
         assert_eq!(geometry.output_size(), Some([4, 2]));
         assert_eq!(geometry.output_shape(), [4, 2, 4, 2]);
         assert_eq!((geometry.patch_rows(), geometry.outputs()), (18, 16));
+        assert_eq!(
+            ConvGeometry::new([3, 2, 7, 5], [4, 3, 3, 2], [2, 3], [1, 0, 2, 1]),
+            Ok(geometry)
+        );
+        let mismatch = ConvGeometry::new([3, 2, 7, 5], [4, 2, 3, 2], [2, 3], [1, 0, 2, 1]);
+        assert_eq!(mismatch, Err("input has 3 channels, the kernel 2".into()));
+        let unfit = ConvGeometry::new([3, 2, 7, 5], [4, 3, 11, 2], [2, 3], [1, 0, 2, 1]);
+        assert!(
+            unfit
+                .unwrap_err()
+                .contains("does not fit the padded input [10, 6]")
+        );
         let too_large = ConvGeometry {
             kernel: [11, 2],
             ..geometry
         };
+        // Output (1, 0) through tap (0, 1): row 2·1 + 0 − 1, column 3·0 + 1 − 0.
+        assert_eq!(geometry.reads([1, 0], [0, 1]), Some([1, 1]));
+        // Row 2·0 + 0 − 1 < 0: the top padding.
+        assert_eq!(geometry.reads([0, 1], [0, 1]), None);
+        assert_eq!(
+            geometry.reads([3, 1], [2, 1]),
+            None,
+            "row 6 + 2 − 1 = 7 ≥ 7"
+        );
+        assert_eq!(geometry.reads([3, 1], [1, 1]), Some([6, 4]));
         assert_eq!(too_large.output_size(), None);
         let zero_stride = ConvGeometry {
             stride: [0, 1],

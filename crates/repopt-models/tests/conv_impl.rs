@@ -159,6 +159,62 @@ fn im2col_equals_burn_conv_outputs_and_gradients() {
             [19, 4, 3, 5],
         ),
         Case("5x5 s3 p2", [2, 3], 5, 3, [2; 4], false, [3, 2, 11, 8]),
+        // Maps of at most four output pixels (sums over the taps that read the input).
+        Case("3x3 s1 p1 on 2x2", [6, 5], 3, 1, [1; 4], true, [3, 6, 2, 2]),
+        Case(
+            "3x3 s2 p1, 2x2 to 1x1",
+            [4, 7],
+            3,
+            2,
+            [1; 4],
+            false,
+            [5, 4, 2, 2],
+        ),
+        Case(
+            "3x3 s1 p1 on 2x1",
+            [3, 4],
+            3,
+            1,
+            [1; 4],
+            false,
+            [2, 3, 2, 1],
+        ),
+        Case(
+            "3x3 s2 p1, 3x4 to 2x2",
+            [3, 4],
+            3,
+            2,
+            [1; 4],
+            false,
+            [3, 3, 3, 4],
+        ),
+        Case(
+            "5x5 s1 p2 on 2x2",
+            [3, 2],
+            5,
+            1,
+            [2; 4],
+            false,
+            [2, 3, 2, 2],
+        ),
+        Case(
+            "3x3 s1 p1 on 2x2, 64 channels, batch 37",
+            [64, 48],
+            3,
+            1,
+            [1; 4],
+            false,
+            [37, 64, 2, 2],
+        ),
+        Case(
+            "3x3 s2 p1, 2x2 to 1x1, 200 channels",
+            [200, 256],
+            3,
+            2,
+            [1; 4],
+            false,
+            [8, 200, 2, 2],
+        ),
         // One tile whose products use every thread.
         Case(
             "3x3 s1 p1, 64 channels",
@@ -180,6 +236,9 @@ fn im2col_equals_burn_conv_outputs_and_gradients() {
     check(&conv, [2, 3, 6, 5], "3x3 padding (0, 2, 1, 0)");
     conv.padding = PaddingConfig2d::Explicit(3, 3, 3, 1);
     check(&conv, [2, 3, 2, 2], "3x3 padding (3, 3, 3, 1)");
+    conv.padding = PaddingConfig2d::Explicit(0, 2, 1, 0);
+    check(&conv, [3, 3, 2, 1], "3x3 padding (0, 2, 1, 0) on 2x1");
+    conv.padding = PaddingConfig2d::Explicit(3, 3, 3, 1);
     conv.stride = [2, 3];
     check(
         &conv,

@@ -20,6 +20,7 @@ use core::ops::Range;
 
 use rayon::prelude::*;
 
+use super::matrix::{Mat, MatMut, PARALLEL_PRODUCT, SharedMut, product};
 use crate::ConvGeometry;
 
 /// The floats one tile's patch buffer holds at most (512 KiB, so that the product finds the
@@ -170,7 +171,7 @@ impl TileShape {
     }
 }
 
-fn check_lengths(geometry: &ConvGeometry, x: usize, weight: usize, grad: Option<usize>) {
+pub(super) fn check_lengths(geometry: &ConvGeometry, x: usize, weight: usize, grad: Option<usize>) {
     assert_eq!(x, geometry.input_len(), "convolution input length");
     assert_eq!(weight, geometry.kernel_len(), "convolution kernel length");
     if let Some(grad) = grad {
@@ -234,9 +235,6 @@ impl Tiles {
     }
 }
 
-/// `m·n·k` from which a product of a one-tile batch uses every thread (as `flex` decides).
-const PARALLEL_PRODUCT: usize = 192 * 192 * 192;
-
 fn resized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer.resize(len, 0.0);
     &mut buffer[..len]
@@ -299,20 +297,13 @@ impl TapTable {
     fn of(geometry: &ConvGeometry, tile_images: usize) -> Self {
         let [_, batch, height, width] = geometry.input;
         let [kernel_h, kernel_w] = geometry.kernel;
-        let [stride_h, stride_w] = geometry.stride;
-        let [top, left, _, _] = geometry.padding;
         let [out_h, out_w] = geometry.output_size().expect("valid convolution geometry");
         assert!(
             tile_images * height * width < u32::MAX as usize,
             "convolution tile too large for 32-bit indices"
         );
         let reads = |n: usize, i: usize, u: usize, j: usize, v: usize| {
-            let h = (i * stride_h + u)
-                .checked_sub(top)
-                .filter(|&h| h < height)?;
-            let w = (j * stride_w + v)
-                .checked_sub(left)
-                .filter(|&w| w < width)?;
+            let [h, w] = geometry.reads([i, j], [u, v])?;
             Some(((n * height + h) * width + w) as u32)
         };
         let mut indices = Vec::with_capacity(kernel_h * kernel_w * tile_images * out_h * out_w);
@@ -342,127 +333,5 @@ impl TapTable {
     fn slab(&self, channel: usize, images: Range<usize>) -> Range<usize> {
         let start = (channel * self.batch + images.start) * self.image_pixels;
         start..start + images.len() * self.image_pixels
-    }
-}
-
-/// A raw pointer the tiles share, each writing its own part.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-
-// SAFETY: tiles write disjoint parts of the buffer (see each use).
-unsafe impl Send for SharedMut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedMut {}
-
-impl SharedMut {
-    fn offset(self, elements: usize) -> *mut f32 {
-        // SAFETY: callers stay within the buffer.
-        unsafe { self.0.add(elements) }
-    }
-}
-
-/// A read-only matrix: pointer, row stride, column stride (in elements).
-#[derive(Clone, Copy)]
-struct Mat {
-    ptr: *const f32,
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl Mat {
-    /// Row-major with rows `stride` apart.
-    fn rows(ptr: *const f32, stride: usize) -> Self {
-        Self {
-            ptr,
-            row_stride: stride as isize,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of a row-major matrix whose rows are `stride` apart.
-    fn columns(ptr: *const f32, stride: usize) -> Self {
-        Self {
-            ptr,
-            row_stride: 1,
-            col_stride: stride as isize,
-        }
-    }
-
-    fn transposed(self) -> Self {
-        Self {
-            ptr: self.ptr,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-        }
-    }
-}
-
-/// A writable matrix, row-major with rows `stride` apart.
-struct MatMut {
-    ptr: *mut f32,
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl MatMut {
-    fn rows(ptr: *mut f32, stride: usize) -> Self {
-        Self {
-            ptr,
-            row_stride: stride as isize,
-            col_stride: 1,
-        }
-    }
-}
-
-/// `dst (+)= lhs · rhs` for `[m, n, k]`.
-///
-/// `gemm` vectorises along `m`: with `m` small (16 output channels), most of each micro-kernel
-/// is idle. The same product computed as `dstᵀ = rhsᵀ · lhsᵀ` (only strides change) runs the
-/// long side along `m`; this picks it whenever `m < n`.
-///
-/// # Safety
-/// Each operand's `m·n`, `m·k`, `k·n` entries lie within its buffer for its strides.
-unsafe fn product(
-    dims: [usize; 3],
-    parallelism: gemm::Parallelism,
-    dst: MatMut,
-    lhs: Mat,
-    rhs: Mat,
-    accumulate: bool,
-) {
-    let [m, n, k] = dims;
-    let (m, n, dst, lhs, rhs) = if m < n {
-        let dst_t = MatMut {
-            ptr: dst.ptr,
-            row_stride: dst.col_stride,
-            col_stride: dst.row_stride,
-        };
-        (n, m, dst_t, rhs.transposed(), lhs.transposed())
-    } else {
-        (m, n, dst, lhs, rhs)
-    };
-    // SAFETY: the caller's guarantee.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.ptr,
-            dst.col_stride,
-            dst.row_stride,
-            accumulate,
-            lhs.ptr,
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr,
-            rhs.col_stride,
-            rhs.row_stride,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
     }
 }

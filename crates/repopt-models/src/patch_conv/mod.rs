@@ -1,6 +1,8 @@
 //! The im2col convolution as one operation of its own on the `flex` CPU backend, with its own
 //! backward pass: patches gathered tile by tile and never kept, each matrix product oriented
-//! for its shape, and col2im without a scatter kernel (see [`kernels`]).
+//! for its shape, and col2im without a scatter kernel (see [`kernels`]); output maps of a few
+//! pixels as sums of products over the taps that read the input, with no patches (see
+//! [`small_map`]).
 //!
 //! It is a Burn backend extension ([`PatchConvBackend`]) implemented for `Flex` and for
 //! `Autodiff<Flex>`; [`crate::conv2d_patches_cnhw`] calls it where it applies (`flex`, `f32`) and
@@ -9,6 +11,8 @@
 
 mod autodiff;
 mod kernels;
+mod matrix;
+mod small_map;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
@@ -42,7 +46,11 @@ pub trait PatchConvBackend: Backend {
 
 impl PatchConvBackend for Flex {
     fn patch_conv(x: FlexTensor, weight: FlexTensor, geometry: ConvGeometry) -> FlexTensor {
-        let y = kernels::forward(&values(&x), &values(&weight), &geometry);
+        let (x, weight) = (values(&x), values(&weight));
+        let y = match small_map::applies(&geometry) {
+            true => small_map::forward(&x, &weight, &geometry),
+            false => kernels::forward(&x, &weight, &geometry),
+        };
         tensor(y, geometry.output_shape())
     }
 
@@ -53,13 +61,12 @@ impl PatchConvBackend for Flex {
         geometry: ConvGeometry,
         wanted: Wanted,
     ) -> (Option<FlexTensor>, Option<FlexTensor>) {
-        let (dw, dx) = kernels::backward(
-            &values(&x),
-            &values(&weight),
-            &values(&grad),
-            &geometry,
-            wanted,
-        );
+        let (x, weight, grad) = (values(&x), values(&weight), values(&grad));
+        let backward = match small_map::applies(&geometry) {
+            true => small_map::backward,
+            false => kernels::backward,
+        };
+        let (dw, dx) = backward(&x, &weight, &grad, &geometry, wanted);
         let [channels_in, _, _, _] = geometry.input;
         let [kernel_h, kernel_w] = geometry.kernel;
         let kernel = [geometry.channels_out, channels_in, kernel_h, kernel_w];
@@ -108,25 +115,8 @@ pub(crate) fn conv2d_patches_cnhw(
     if !runs_patch_conv(&x.device(), x.dtype()) || weight.dtype() != x.dtype() {
         return crate::conv2d_im2col_cnhw(x, weight, None, stride, padding);
     }
-    let [channels_out, weight_channels_in, kernel_h, kernel_w] = weight.dims();
-    let geometry = ConvGeometry {
-        input: x.dims(),
-        channels_out,
-        kernel: [kernel_h, kernel_w],
-        stride,
-        padding,
-    };
-    assert_eq!(
-        geometry.input[0], weight_channels_in,
-        "convolution: input has {} channels, the kernel {weight_channels_in}",
-        geometry.input[0]
-    );
-    assert!(
-        geometry.output_size().is_some(),
-        "convolution: kernel {:?} with stride {stride:?} does not fit the padded input {:?}",
-        geometry.kernel,
-        geometry.input
-    );
+    let geometry = ConvGeometry::new(x.dims(), weight.dims(), stride, padding)
+        .unwrap_or_else(|e| panic!("convolution: {e}"));
     Tensor::from_dispatch(<Dispatch as PatchConvBackend>::patch_conv(
         x.into_dispatch(),
         weight.into_dispatch(),
