@@ -3,7 +3,7 @@
 /// `m·n·k` from which a product of a one-tile batch uses every thread (as `flex` decides).
 pub(super) const PARALLEL_PRODUCT: usize = 192 * 192 * 192;
 
-/// A raw pointer the tiles share, each writing its own part.
+/// A raw pointer the parallel tasks of a kernel share, each writing its own part.
 #[derive(Clone, Copy)]
 pub(super) struct SharedMut(pub(super) *mut f32);
 
@@ -64,7 +64,7 @@ impl Mat {
     }
 }
 
-/// A writable matrix, row-major with rows `stride` apart.
+/// A writable matrix: pointer, row stride, column stride (in elements).
 pub(super) struct MatMut {
     ptr: *mut f32,
     row_stride: isize,
