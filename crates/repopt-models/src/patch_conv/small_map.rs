@@ -49,9 +49,9 @@ pub fn forward(x: &[f32], weight: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
                 product(
                     dims,
                     parallelism,
-                    views.output_mut(y_ptr.offset(0), p),
-                    views.tap(weight.as_ptr(), pair.tap),
-                    views.input(x.as_ptr(), pair.input),
+                    views.output(p).of_mut(y_ptr.offset(0)),
+                    views.tap(pair.tap).of(weight.as_ptr()),
+                    views.input(pair.input).of(x.as_ptr()),
                     true,
                 );
             }
@@ -86,9 +86,9 @@ pub fn backward(
                     product(
                         dims,
                         parallelism,
-                        views.tap_mut(dw_ptr.offset(0), t),
-                        views.output(grad.as_ptr(), pair.output),
-                        views.input(x.as_ptr(), pair.input).transposed(),
+                        views.tap(t).of_mut(dw_ptr.offset(0)),
+                        views.output(pair.output).of(grad.as_ptr()),
+                        views.input(pair.input).of(x.as_ptr()).transposed(),
                         true,
                     );
                 }
@@ -111,9 +111,9 @@ pub fn backward(
                     product(
                         dims,
                         parallelism,
-                        views.input_mut(dx_ptr.offset(0), q),
-                        views.tap(weight.as_ptr(), pair.tap).transposed(),
-                        views.output(grad.as_ptr(), pair.output),
+                        views.input(q).of_mut(dx_ptr.offset(0)),
+                        views.tap(pair.tap).of(weight.as_ptr()).transposed(),
+                        views.output(pair.output).of(grad.as_ptr()),
                         true,
                     );
                 }
@@ -152,7 +152,28 @@ fn pairs(geometry: &ConvGeometry) -> Vec<Pair> {
         .collect()
 }
 
-/// One pixel of every image, or one tap of the kernel, as a strided matrix.
+/// Where one pixel of every image, or one tap of the kernel, lies in its buffer: a strided
+/// matrix at `offset`.
+#[derive(Clone, Copy)]
+struct View {
+    offset: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl View {
+    fn of(self, buffer: *const f32) -> Mat {
+        let ptr = buffer.wrapping_add(self.offset);
+        Mat::strided(ptr, self.row_stride, self.col_stride)
+    }
+
+    fn of_mut(self, buffer: *mut f32) -> MatMut {
+        let ptr = buffer.wrapping_add(self.offset);
+        MatMut::strided(ptr, self.row_stride, self.col_stride)
+    }
+}
+
+/// The views of one convolution's buffers.
 struct Views {
     channels_in: usize,
     batch: usize,
@@ -172,39 +193,33 @@ impl Views {
         }
     }
 
-    /// `X_q` `[C_in, N]` of `[C_in, N, H, W]`.
-    fn input(&self, x: *const f32, q: usize) -> Mat {
+    /// `X_q` `[C_in, N]` of `[C_in, N, H, W]` (and of `∂X`).
+    fn input(&self, q: usize) -> View {
         let pixels = self.image_pixels;
-        Mat::strided(x.wrapping_add(q), self.batch * pixels, pixels)
+        View {
+            offset: q,
+            row_stride: self.batch * pixels,
+            col_stride: pixels,
+        }
     }
 
-    fn input_mut(&self, dx: *mut f32, q: usize) -> MatMut {
-        let pixels = self.image_pixels;
-        MatMut::strided(dx.wrapping_add(q), self.batch * pixels, pixels)
-    }
-
-    /// `Y_p` `[C_out, N]` of `[C_out, N, H_out, W_out]`.
-    fn output(&self, y: *const f32, p: usize) -> Mat {
+    /// `Y_p` `[C_out, N]` of `[C_out, N, H_out, W_out]` (and of `∂Y`).
+    fn output(&self, p: usize) -> View {
         let outputs = self.image_outputs;
-        Mat::strided(y.wrapping_add(p), self.batch * outputs, outputs)
+        View {
+            offset: p,
+            row_stride: self.batch * outputs,
+            col_stride: outputs,
+        }
     }
 
-    fn output_mut(&self, y: *mut f32, p: usize) -> MatMut {
-        let outputs = self.image_outputs;
-        MatMut::strided(y.wrapping_add(p), self.batch * outputs, outputs)
-    }
-
-    /// `W_t` `[C_out, C_in]` of `[C_out, C_in, k_h, k_w]`.
-    fn tap(&self, weight: *const f32, t: usize) -> Mat {
-        Mat::strided(
-            weight.wrapping_add(t),
-            self.channels_in * self.taps,
-            self.taps,
-        )
-    }
-
-    fn tap_mut(&self, dw: *mut f32, t: usize) -> MatMut {
-        MatMut::strided(dw.wrapping_add(t), self.channels_in * self.taps, self.taps)
+    /// `W_t` `[C_out, C_in]` of `[C_out, C_in, k_h, k_w]` (and of `∂W`).
+    fn tap(&self, t: usize) -> View {
+        View {
+            offset: t,
+            row_stride: self.channels_in * self.taps,
+            col_stride: self.taps,
+        }
     }
 
     /// Threads inside each product: all of them when the sums are fewer than the threads and
