@@ -326,13 +326,15 @@ impl Plan {
     /// when the one before changed seed 0's top-1 by [`DOUBLING_POINTS`] or more, `Some(false)`
     /// when by less (converged), `None` while either of the two is unfinished.
     fn calls_for(&self, method: &str, check: u64) -> Option<bool> {
-        let top1 = |k| {
-            read_outcome(&self.check_dir(method, k))
-                .ok()
-                .map(|o| o.top1)
-        };
-        let gain = top1(check - 1)? - top1(check - 2)?;
+        let gain = self.check_top1(method, check - 1)? - self.check_top1(method, check - 2)?;
         Some(gain.abs() >= DOUBLING_POINTS)
+    }
+
+    /// Test top-1 of seed 0 of `method` on the `check`-th schedule, once finished.
+    fn check_top1(&self, method: &str, check: u64) -> Option<f64> {
+        read_outcome(&self.check_dir(method, check))
+            .ok()
+            .map(|o| o.top1)
     }
 
     /// The runs of `methods` on the plan's schedule, seed by seed.
@@ -814,7 +816,7 @@ pub fn late_gain(curve: &[f64]) -> Option<f64> {
 /// The table of the convergence check: seed 0 of each method of the check on the plan's
 /// schedule and on every longer one finished, the change each lengthening made, and whether
 /// the budget criterion holds: some lengthening changed top-1 by less than [`DOUBLING_POINTS`].
-fn convergence_check(plan: &Plan, runs: &[Finished]) -> String {
+fn convergence_check(plan: &Plan) -> String {
     let schedules: Vec<u64> = (0..=plan.doublings).map(|k| plan.check_epochs(k)).collect();
     let mut out = format!(
         "\nConvergence check, seed 0: the same run on longer schedules (top-1 %, in brackets the \
@@ -827,17 +829,9 @@ fn convergence_check(plan: &Plan, runs: &[Finished]) -> String {
     );
     let mut verdicts = Vec::new();
     for method in LONG_METHODS {
-        let mut top1: Vec<Option<f64>> = (0..=plan.doublings)
-            .map(|k| {
-                read_outcome(&plan.check_dir(method, k))
-                    .ok()
-                    .map(|o| o.top1)
-            })
+        let top1: Vec<Option<f64>> = (0..=plan.doublings)
+            .map(|k| plan.check_top1(method, k))
             .collect();
-        top1[0] = runs
-            .iter()
-            .find(|r| r.method == method && r.seed == 0)
-            .map(|r| r.outcome.top1);
         let Some(longest) = (1..top1.len()).rev().find(|&k| top1[k].is_some()) else {
             continue;
         };
@@ -943,7 +937,7 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
     let (differences_md, differences) = differences_table(&runs);
     table.push_str(&differences_md);
     table.push_str(&plateau_line(&runs));
-    table.push_str(&convergence_check(plan, &runs));
+    table.push_str(&convergence_check(plan));
     table.push_str(&scales_section(plan, repopt)?);
     let out = &plan.out;
     let summary = out.join("results.md");
@@ -1460,22 +1454,10 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
         finish(&dir.join("repopt-long-40"), 80.8, 40);
         finish(&dir.join("plain-long"), 79.0, 20);
         finish(&dir.join("plain-long-40"), 80.0, 40);
-        let finished = |method: &str, top1: f64| Finished {
-            method: method.into(),
-            seed: 0,
-            outcome: Outcome {
-                top1,
-                seconds_per_epoch: 1.0,
-                peak_memory_mib: None,
-            },
-            curve: vec![],
-        };
-        let runs = [
-            finished("repopt", 79.0),
-            finished("plain", 78.0),
-            finished("repvgg", 79.5),
-        ];
-        let table = convergence_check(&plan, &runs);
+        finish(&dir.join("repopt-s0"), 79.0, 10);
+        finish(&dir.join("plain-s0"), 78.0, 10);
+        finish(&dir.join("repvgg-s0"), 79.5, 10);
+        let table = convergence_check(&plan);
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             table.contains("| method | 10 epochs | 20 epochs | 40 epochs | last-10 % gain"),
