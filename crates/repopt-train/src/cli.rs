@@ -179,7 +179,13 @@ impl Cli {
 
 /// Settings a run resumed with `--resume DIR` may take from the command line instead of its
 /// run.json: they change where and how fast it computes, not what.
-const RESUME_MAY_CHANGE: [&str; 4] = ["workers", "device", "conv", "gradient_checkpointing"];
+const RESUME_MAY_CHANGE: [&str; 5] = [
+    "workers",
+    "device",
+    "conv",
+    "gradient_checkpointing",
+    "cache_images",
+];
 
 /// Settings of `hs` and `train`: every [`RunConfig`] field as a flag (its doc comments are the
 /// help), and where the settings not given come from: `--config FILE`, or the run folder of
@@ -202,7 +208,8 @@ pub struct SettingSources {
     pub config: Option<PathBuf>,
     /// Continue a run from its last checkpoint: `--resume` continues --out; `--resume DIR`
     /// continues the run folder DIR with the settings of its run.json (flags given again must
-    /// agree with them, except --workers, --device, --conv and --gradient-checkpointing).
+    /// agree with them, except --workers, --device, --conv, --gradient-checkpointing and
+    /// --cache-images).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "DIR")]
     pub resume: Option<String>,
 }

@@ -120,6 +120,23 @@ pub enum Normalization {
     FashionMnist,
 }
 
+/// Whether an image folder's decoded images are kept in memory after their first epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheImages {
+    /// Kept when all images of both splits decode to at most [`CACHE_IMAGES_AUTO_BYTES`]
+    /// (estimated from each split's first image): CIFAR-sized folders, not ImageNet.
+    #[default]
+    Auto,
+    /// Always kept.
+    On,
+    /// Decoded from their files in every epoch.
+    Off,
+}
+
+/// The most decoded bytes `--cache-images auto` keeps: 2 GiB.
+pub const CACHE_IMAGES_AUTO_BYTES: u64 = 2 << 30;
+
 /// How a data folder is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -181,6 +198,11 @@ pub struct RunConfig {
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
           default_value_t = RunConfig::default().skip_invalid)]
     pub skip_invalid: bool,
+    /// Keep an image folder's decoded images in memory after their first read, so that later
+    /// epochs decode nothing (the same pixels, the same run): auto (when both splits decode to
+    /// at most 2 GiB), on, off.
+    #[arg(long, value_enum, default_value_t = RunConfig::default().cache_images)]
+    pub cache_images: CacheImages,
     /// Input resolution: every image is brought to it, for training and evaluation alike (above
     /// 64: the ImageNet recipe, else the CIFAR one).
     #[arg(long, default_value_t = RunConfig::default().image_size)]
@@ -350,6 +372,7 @@ impl Default for RunConfig {
             train_limit: None,
             test_limit: None,
             skip_invalid: false,
+            cache_images: CacheImages::Auto,
             image_size: 32,
             randaugment: None,
             normalize: Normalization::Auto,

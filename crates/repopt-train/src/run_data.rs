@@ -7,7 +7,7 @@ use std::sync::Arc;
 use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::{PartialDataset, ShuffledDataset};
 
-use crate::config::{DataFormat, Normalization, RunConfig};
+use crate::config::{CACHE_IMAGES_AUTO_BYTES, CacheImages, DataFormat, Normalization, RunConfig};
 use crate::data::randaug::RandAugment;
 use crate::data::transform::{self, Compose, Fit};
 use crate::data::{
@@ -127,13 +127,16 @@ fn open_splits(config: &RunConfig, format: DataFormat) -> Result<Splits> {
             let test = CifarDataset::open(dir, kind, Split::Test)?;
             Ok(Splits::without_folders(train, test, kind.num_classes(), 3))
         }
-        DataFormat::ImageFolder => open_image_folders(dir, config.skip_invalid),
+        DataFormat::ImageFolder => {
+            open_image_folders(dir, config.skip_invalid, config.cache_images)
+        }
     }
 }
 
 /// The image folders `train/` and `test/` (or `val/`) of `dir`, which must hold the same
-/// classes; with `skip_invalid`, every image is decoded once and unreadable ones are skipped.
-fn open_image_folders(dir: &Path, skip_invalid: bool) -> Result<Splits> {
+/// classes; with `skip_invalid`, every image is decoded once and unreadable ones are skipped;
+/// decoded images kept in memory as `cache` says.
+fn open_image_folders(dir: &Path, skip_invalid: bool, cache: CacheImages) -> Result<Splits> {
     let options = ImageFolderOptions {
         validation: if skip_invalid {
             Validation::Decode
@@ -150,6 +153,10 @@ fn open_image_folders(dir: &Path, skip_invalid: bool) -> Result<Splits> {
         .ok_or_else(|| file_error(dir, "no `test/` or `val/` folder beside `train/`"))?;
     let train = ImageFolder::open_with(dir.join("train"), &options)?;
     let test = ImageFolder::open_with(&test_dir, &options)?;
+    let (train, test) = match keep_decoded(cache, &train, &test, CACHE_IMAGES_AUTO_BYTES)? {
+        true => (train.keep_decoded(), test.keep_decoded()),
+        false => (train, test),
+    };
     if train.classes() != test.classes() {
         return Err(file_error(
             &test_dir,
@@ -167,6 +174,24 @@ fn open_image_folders(dir: &Path, skip_invalid: bool) -> Result<Splits> {
         channels: 3,
         train: Arc::new(train),
         test: Arc::new(test),
+    })
+}
+
+/// Whether `cache` keeps the two folders' decoded images: `auto` when both together are
+/// estimated to decode to at most `auto_limit` bytes.
+fn keep_decoded(
+    cache: CacheImages,
+    train: &ImageFolder,
+    test: &ImageFolder,
+    auto_limit: u64,
+) -> Result<bool> {
+    Ok(match cache {
+        CacheImages::On => true,
+        CacheImages::Off => false,
+        CacheImages::Auto => {
+            let bytes = train.decoded_bytes_estimate()? + test.decoded_bytes_estimate()?;
+            bytes <= auto_limit
+        }
     })
 }
 
@@ -276,5 +301,35 @@ pub fn normalization(choice: Normalization, format: DataFormat, size: usize) -> 
             DataFormat::ImageFolder if size > 64 => Normalize::imagenet(),
             DataFormat::ImageFolder => Normalize::cifar(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A class folder `root/a` with `n` RGB images of `size`×`size` pixels.
+    fn folder(root: &Path, n: usize, size: u32) -> ImageFolder {
+        let class = root.join("a");
+        std::fs::create_dir_all(&class).unwrap();
+        for i in 0..n {
+            image::RgbImage::from_pixel(size, size, image::Rgb([i as u8, 7, 9]))
+                .save(class.join(format!("{i}.png")))
+                .unwrap();
+        }
+        ImageFolder::open(root).unwrap()
+    }
+
+    #[test]
+    fn auto_keeps_decoded_images_up_to_the_limit_on_and_off_as_told() {
+        let tmp = tempfile::tempdir().unwrap();
+        let train = folder(&tmp.path().join("train"), 3, 10);
+        let test = folder(&tmp.path().join("test"), 2, 10);
+        let bytes = (3 + 2) * 10 * 10 * 3;
+        let keep = |cache, limit| keep_decoded(cache, &train, &test, limit).unwrap();
+        assert!(keep(CacheImages::Auto, bytes));
+        assert!(!keep(CacheImages::Auto, bytes - 1));
+        assert!(keep(CacheImages::On, 0));
+        assert!(!keep(CacheImages::Off, u64::MAX));
     }
 }

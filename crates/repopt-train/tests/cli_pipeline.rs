@@ -216,6 +216,52 @@ fn cifar10_jpeg_folder_trains_and_evaluates() {
     assert_eq!(record.architecture.in_channels, 3);
 }
 
+/// Decoded images kept in memory (`--cache-images on`) train the same weights, bit for bit, as
+/// images decoded from their files in every epoch (`off`); the choice is recorded.
+#[test]
+fn kept_decoded_images_train_the_same_weights() {
+    let Some(archive) = common::cifar10_jpg() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let test = common::extract_cifar10_subset(&archive, tmp.path(), "test", &["000", "001"]);
+    let root = tmp.path().join("cifar");
+    std::fs::create_dir_all(&root).unwrap();
+    common::copy_dir(&test, &root.join("train"));
+    common::copy_dir(&test, &root.join("test"));
+    let run = |cache: &str| {
+        let out = tmp.path().join(cache);
+        common::repopt_ok(&[
+            "train",
+            "--method",
+            "repopt-ones",
+            "--data",
+            path_str(&root),
+            "--preset",
+            "tiny",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "20",
+            "--workers",
+            "0",
+            "--cache-images",
+            cache,
+            "--out",
+            path_str(&out),
+        ]);
+        let recorded: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(recorded["config"]["cache_images"], cache);
+        out
+    };
+    let (kept, decoded) = (run("on"), run("off"));
+    assert!(
+        common::final_weights(&kept) == common::final_weights(&decoded),
+        "keeping the decoded images changed the trained weights"
+    );
+}
+
 #[test]
 fn bad_input_gives_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();

@@ -92,6 +92,28 @@ fn cifar10_jpeg_folder_classes_labels_shapes_and_batch() {
     }
 }
 
+/// A folder that keeps decoded images returns the pixels of a fresh decode, and after the
+/// first read neither needs the file nor decodes again (its clones share the kept images).
+#[test]
+fn kept_decoded_images_are_the_decoded_ones_and_outlive_their_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(root) = cifar_subset(&tmp) else {
+        return;
+    };
+    let fresh = ImageFolder::open(&root).unwrap();
+    let kept = ImageFolder::open(&root).unwrap().keep_decoded();
+    assert!(kept.keeps_decoded() && !fresh.keeps_decoded());
+    assert_eq!(kept.decoded_bytes_estimate().unwrap(), 32 * 32 * 3 * 50);
+    let expected = all_items(&fresh);
+    let clone = kept.clone();
+    assert_eq!(all_items(&kept), expected);
+    for (path, _) in fresh.samples() {
+        std::fs::remove_file(path).unwrap();
+    }
+    assert!(fresh.get(7).is_err(), "the files are gone");
+    assert_eq!(all_items(&clone), expected, "kept images need no file");
+}
+
 #[test]
 fn cifar10_binary_written_from_real_jpegs_reads_back_identical() {
     let tmp = tempfile::tempdir().unwrap();

@@ -2,12 +2,14 @@
 //!
 //! Classes are the sub-folders of `root`, sorted by name; a class's label is its index in that
 //! order (as in torchvision's `ImageFolder`). The file list is built when the folder is opened;
-//! images are decoded lazily in [`Dataset::get`]. Opening can optionally check every file
+//! images are decoded lazily in [`Dataset::get`], and optionally kept decoded in memory after
+//! their first read ([`ImageFolder::keep_decoded`]). Opening can optionally check every file
 //! (its header, or a full decode) and either fail on the first unreadable file or skip the
 //! unreadable ones and report them ([`ImageFolder::skipped`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use burn::data::dataset::{Dataset, DatasetError};
 use image::{DynamicImage, ImageReader};
@@ -78,7 +80,10 @@ pub struct ImageFolder {
     samples: Vec<(PathBuf, usize)>,
     classes: Vec<String>,
     color: ColorMode,
-    skipped: std::sync::Arc<Vec<SkippedFile>>,
+    skipped: Arc<Vec<SkippedFile>>,
+    /// With [`keep_decoded`](ImageFolder::keep_decoded): one slot per sample, filled by its
+    /// first read; shared by clones.
+    decoded: Option<Arc<Vec<OnceLock<ImageItem>>>>,
 }
 
 impl ImageFolder {
@@ -156,6 +161,7 @@ impl ImageFolder {
             classes,
             color: ColorMode::Rgb,
             skipped: Default::default(),
+            decoded: None,
         }
     }
 
@@ -170,7 +176,8 @@ impl ImageFolder {
             samples,
             classes,
             color: options.color,
-            skipped: std::sync::Arc::new(skipped),
+            skipped: Arc::new(skipped),
+            decoded: None,
         })
     }
 
@@ -194,11 +201,46 @@ impl ImageFolder {
         self.skipped.len()
     }
 
-    /// Decodes the image at `index` (a [`DataError`] on failure).
+    /// Decodes the image at `index` (a [`DataError`] on failure), or returns its kept copy.
     ///
     /// # Panics
     /// If `index >= len()`.
     pub fn load(&self, index: usize) -> Result<ImageItem, DataError> {
+        let Some(decoded) = &self.decoded else {
+            return self.decode_at(index);
+        };
+        if let Some(item) = decoded[index].get() {
+            return Ok(item.clone());
+        }
+        // Two threads may decode the same image at once; the first result is kept, and both
+        // are the same pixels.
+        let item = self.decode_at(index)?;
+        Ok(decoded[index].get_or_init(|| item).clone())
+    }
+
+    /// The same folder, keeping each image's decoded pixels in memory after its first read, so
+    /// that later epochs read no file and decode nothing. The pixels are those of a fresh
+    /// decode, so training is the same to the bit; the memory is the decoded size of every
+    /// image read ([`decoded_bytes_estimate`](Self::decoded_bytes_estimate)). Clones share it.
+    pub fn keep_decoded(mut self) -> Self {
+        let slots = (0..self.samples.len()).map(|_| OnceLock::new()).collect();
+        self.decoded = Some(Arc::new(slots));
+        self
+    }
+
+    /// Whether decoded images are kept ([`keep_decoded`](Self::keep_decoded)).
+    pub fn keeps_decoded(&self) -> bool {
+        self.decoded.is_some()
+    }
+
+    /// The memory every image decoded would take, estimated from the first image: its decoded
+    /// pixels times the number of images (a [`DataError`] if it cannot be decoded).
+    pub fn decoded_bytes_estimate(&self) -> Result<u64, DataError> {
+        let first = self.load(0)?;
+        Ok(first.pixels.len() as u64 * self.samples.len() as u64)
+    }
+
+    fn decode_at(&self, index: usize) -> Result<ImageItem, DataError> {
         let (path, label) = &self.samples[index];
         let image = decode(path)?;
         Ok(to_item(image, self.color, *label))
