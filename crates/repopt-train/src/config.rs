@@ -125,7 +125,9 @@ pub enum Normalization {
 #[serde(rename_all = "kebab-case")]
 pub enum CacheImages {
     /// Kept when all images of both splits decode to at most [`CACHE_IMAGES_AUTO_BYTES`]
-    /// (estimated from each split's first image): CIFAR-sized folders, not ImageNet.
+    /// (estimated from each split's first image): CIFAR-sized folders, not ImageNet. Never more
+    /// than that is kept, should the estimate be low (images of other sizes); images beyond it
+    /// are decoded from their files each time.
     #[default]
     Auto,
     /// Always kept.
@@ -199,8 +201,8 @@ pub struct RunConfig {
           default_value_t = RunConfig::default().skip_invalid)]
     pub skip_invalid: bool,
     /// Keep an image folder's decoded images in memory after their first read, so that later
-    /// epochs decode nothing (the same pixels, the same run): auto (when both splits decode to
-    /// at most 2 GiB), on, off.
+    /// epochs decode nothing (the same pixels, the same run): auto (when both splits are
+    /// estimated to decode to at most 2 GiB, and never more than that), on, off.
     #[arg(long, value_enum, default_value_t = RunConfig::default().cache_images)]
     pub cache_images: CacheImages,
     /// Input resolution: every image is brought to it, for training and evaluation alike (above

@@ -11,8 +11,8 @@ use crate::config::{CACHE_IMAGES_AUTO_BYTES, CacheImages, DataFormat, Normalizat
 use crate::data::randaug::RandAugment;
 use crate::data::transform::{self, Compose, Fit};
 use crate::data::{
-    CifarDataset, CifarKind, IdxDataset, ImageFolder, ImageFolderOptions, ImageItem, Normalize,
-    Split, Validation,
+    CifarDataset, CifarKind, DecodedBudget, IdxDataset, ImageFolder, ImageFolderOptions, ImageItem,
+    Normalize, Split, Validation,
 };
 use crate::error::{Result, TrainError, file_error};
 
@@ -153,9 +153,12 @@ fn open_image_folders(dir: &Path, skip_invalid: bool, cache: CacheImages) -> Res
         .ok_or_else(|| file_error(dir, "no `test/` or `val/` folder beside `train/`"))?;
     let train = ImageFolder::open_with(dir.join("train"), &options)?;
     let test = ImageFolder::open_with(&test_dir, &options)?;
-    let (train, test) = match keep_decoded(cache, &train, &test, CACHE_IMAGES_AUTO_BYTES)? {
-        true => (train.keep_decoded(), test.keep_decoded()),
-        false => (train, test),
+    let (train, test) = match decoded_budget(cache, &train, &test, CACHE_IMAGES_AUTO_BYTES)? {
+        Some(budget) => (
+            train.keep_decoded(budget.clone()),
+            test.keep_decoded(budget),
+        ),
+        None => (train, test),
     };
     if train.classes() != test.classes() {
         return Err(file_error(
@@ -177,20 +180,21 @@ fn open_image_folders(dir: &Path, skip_invalid: bool, cache: CacheImages) -> Res
     })
 }
 
-/// Whether `cache` keeps the two folders' decoded images: `auto` when both together are
-/// estimated to decode to at most `auto_limit` bytes.
-fn keep_decoded(
+/// What the two folders may keep of their decoded images, as `cache` says: `auto` shares
+/// `auto_limit` bytes between them when both together are estimated to decode to at most that
+/// (and keeps nothing otherwise), `on` keeps every image, `off` none.
+fn decoded_budget(
     cache: CacheImages,
     train: &ImageFolder,
     test: &ImageFolder,
     auto_limit: u64,
-) -> Result<bool> {
+) -> Result<Option<DecodedBudget>> {
     Ok(match cache {
-        CacheImages::On => true,
-        CacheImages::Off => false,
+        CacheImages::On => Some(DecodedBudget::unlimited()),
+        CacheImages::Off => None,
         CacheImages::Auto => {
             let bytes = train.decoded_bytes_estimate()? + test.decoded_bytes_estimate()?;
-            bytes <= auto_limit
+            (bytes <= auto_limit).then(|| DecodedBudget::new(auto_limit))
         }
     })
 }
@@ -326,10 +330,40 @@ mod tests {
         let train = folder(&tmp.path().join("train"), 3, 10);
         let test = folder(&tmp.path().join("test"), 2, 10);
         let bytes = (3 + 2) * 10 * 10 * 3;
-        let keep = |cache, limit| keep_decoded(cache, &train, &test, limit).unwrap();
-        assert!(keep(CacheImages::Auto, bytes));
-        assert!(!keep(CacheImages::Auto, bytes - 1));
-        assert!(keep(CacheImages::On, 0));
-        assert!(!keep(CacheImages::Off, u64::MAX));
+        let budget = |cache, limit| {
+            decoded_budget(cache, &train, &test, limit)
+                .unwrap()
+                .map(|b| b.remaining())
+        };
+        assert_eq!(budget(CacheImages::Auto, bytes), Some(bytes));
+        assert_eq!(budget(CacheImages::Auto, bytes - 1), None);
+        assert_eq!(budget(CacheImages::On, 0), Some(u64::MAX));
+        assert_eq!(budget(CacheImages::Off, u64::MAX), None);
+    }
+
+    /// Images of other sizes than the first one's can make the estimate too low: `auto` still
+    /// keeps no more than its limit, the rest are decoded from their files each time.
+    #[test]
+    fn auto_keeps_no_more_than_its_limit_when_the_estimate_is_low() {
+        let tmp = tempfile::tempdir().unwrap();
+        let class = tmp.path().join("train/a");
+        std::fs::create_dir_all(&class).unwrap();
+        for (i, size) in [4u32, 20, 20].into_iter().enumerate() {
+            image::RgbImage::from_pixel(size, size, image::Rgb([i as u8, 1, 2]))
+                .save(class.join(format!("{i}.png")))
+                .unwrap();
+        }
+        let train = ImageFolder::open(tmp.path().join("train")).unwrap();
+        let test = folder(&tmp.path().join("test"), 1, 4);
+        let limit = 4 * 4 * 3 * 4;
+        let budget = decoded_budget(CacheImages::Auto, &train, &test, limit)
+            .unwrap()
+            .expect("the estimate (3 + 1 images of 4×4) fits");
+        let train = train.keep_decoded(budget.clone());
+        for i in 0..3 {
+            train.load(i).unwrap();
+        }
+        assert_eq!(train.kept_decoded(), 1, "the 20×20 images exceed the limit");
+        assert_eq!(budget.remaining(), limit - 4 * 4 * 3);
     }
 }

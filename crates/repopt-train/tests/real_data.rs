@@ -11,7 +11,7 @@ use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Element, TensorData};
 use repopt_train::data::transform::{self, CIFAR_MEAN, CIFAR_STD, Fit};
 use repopt_train::data::{
-    CIFAR10_CLASSES, CifarDataset, CifarKind, IdxDataset, ImageBatcher, ImageFolder,
+    CIFAR10_CLASSES, CifarDataset, CifarKind, DecodedBudget, IdxDataset, ImageBatcher, ImageFolder,
     ImageFolderOptions, ImageItem, LoaderOptions, Normalize, Split, Validation, eval_loader,
     train_loader, write_cifar10,
 };
@@ -101,12 +101,16 @@ fn kept_decoded_images_are_the_decoded_ones_and_outlive_their_files() {
         return;
     };
     let fresh = ImageFolder::open(&root).unwrap();
-    let kept = ImageFolder::open(&root).unwrap().keep_decoded();
-    assert!(kept.keeps_decoded() && !fresh.keeps_decoded());
-    assert_eq!(kept.decoded_bytes_estimate().unwrap(), 32 * 32 * 3 * 50);
+    assert_eq!(fresh.decoded_bytes_estimate().unwrap(), 32 * 32 * 3 * 50);
+    let budget = DecodedBudget::unlimited();
+    let kept = ImageFolder::open(&root)
+        .unwrap()
+        .keep_decoded(budget.clone());
     let expected = all_items(&fresh);
     let clone = kept.clone();
     assert_eq!(all_items(&kept), expected);
+    assert_eq!((kept.kept_decoded(), fresh.kept_decoded()), (50, 0));
+    assert_eq!(budget.remaining(), u64::MAX - 32 * 32 * 3 * 50);
     for (path, _) in fresh.samples() {
         std::fs::remove_file(path).unwrap();
     }

@@ -9,11 +9,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use burn::data::dataset::{Dataset, DatasetError};
 use image::{DynamicImage, ImageReader};
 
+use super::decoded_cache::{DecodedBudget, DecodedCache};
 use super::{DataError, ImageItem};
 
 /// The file extensions (lower-case) taken as images.
@@ -81,9 +82,8 @@ pub struct ImageFolder {
     classes: Vec<String>,
     color: ColorMode,
     skipped: Arc<Vec<SkippedFile>>,
-    /// With [`keep_decoded`](ImageFolder::keep_decoded): one slot per sample, filled by its
-    /// first read; shared by clones.
-    decoded: Option<Arc<Vec<OnceLock<ImageItem>>>>,
+    /// With [`keep_decoded`](ImageFolder::keep_decoded): the images kept; shared by clones.
+    decoded: Option<DecodedCache>,
 }
 
 impl ImageFolder {
@@ -206,31 +206,24 @@ impl ImageFolder {
     /// # Panics
     /// If `index >= len()`.
     pub fn load(&self, index: usize) -> Result<ImageItem, DataError> {
-        let Some(decoded) = &self.decoded else {
-            return self.decode_at(index);
-        };
-        if let Some(item) = decoded[index].get() {
-            return Ok(item.clone());
+        match &self.decoded {
+            Some(cache) => cache.get_or_decode(index, || self.decode_at(index)),
+            None => self.decode_at(index),
         }
-        // Two threads may decode the same image at once; the first result is kept, and both
-        // are the same pixels.
-        let item = self.decode_at(index)?;
-        Ok(decoded[index].get_or_init(|| item).clone())
     }
 
-    /// The same folder, keeping each image's decoded pixels in memory after its first read, so
-    /// that later epochs read no file and decode nothing. The pixels are those of a fresh
-    /// decode, so training is the same to the bit; the memory is the decoded size of every
-    /// image read ([`decoded_bytes_estimate`](Self::decoded_bytes_estimate)). Clones share it.
-    pub fn keep_decoded(mut self) -> Self {
-        let slots = (0..self.samples.len()).map(|_| OnceLock::new()).collect();
-        self.decoded = Some(Arc::new(slots));
+    /// The same folder, keeping each image's decoded pixels in memory after its first read while
+    /// `budget` has room for them, so that later epochs read no file and decode nothing for the
+    /// images kept. The pixels are those of a fresh decode, so training is the same to the bit.
+    /// Clones share the kept images.
+    pub fn keep_decoded(mut self, budget: DecodedBudget) -> Self {
+        self.decoded = Some(DecodedCache::new(self.samples.len(), budget));
         self
     }
 
-    /// Whether decoded images are kept ([`keep_decoded`](Self::keep_decoded)).
-    pub fn keeps_decoded(&self) -> bool {
-        self.decoded.is_some()
+    /// How many decoded images are kept ([`keep_decoded`](Self::keep_decoded)).
+    pub fn kept_decoded(&self) -> usize {
+        self.decoded.as_ref().map_or(0, DecodedCache::kept)
     }
 
     /// The memory every image decoded would take, estimated from the first image: its decoded

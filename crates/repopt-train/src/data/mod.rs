@@ -16,6 +16,7 @@
 
 pub mod batch;
 pub mod cifar;
+pub mod decoded_cache;
 pub mod epoch_shuffle;
 pub mod error;
 pub mod idx;
@@ -28,6 +29,7 @@ pub use batch::{
     AugmentedDataset, ImageBatch, ImageBatcher, LoaderOptions, eval_loader, item_rng, train_loader,
 };
 pub use cifar::{CIFAR10_CLASSES, CifarDataset, CifarKind, write_cifar10};
+pub use decoded_cache::DecodedBudget;
 pub use epoch_shuffle::EpochShuffled;
 pub use error::DataError;
 pub use idx::{IdxArray, IdxDataset, read_idx};
