@@ -153,7 +153,7 @@ fn open_image_folders(dir: &Path, skip_invalid: bool, cache: CacheImages) -> Res
         .ok_or_else(|| file_error(dir, "no `test/` or `val/` folder beside `train/`"))?;
     let train = ImageFolder::open_with(dir.join("train"), &options)?;
     let test = ImageFolder::open_with(&test_dir, &options)?;
-    let (train, test) = match decoded_budget(cache, &train, &test, CACHE_IMAGES_AUTO_BYTES)? {
+    let (train, test) = match decoded_budget(cache, &train, &test, CACHE_IMAGES_AUTO_BYTES) {
         Some(budget) => (
             train.keep_decoded(budget.clone()),
             test.keep_decoded(budget),
@@ -182,21 +182,23 @@ fn open_image_folders(dir: &Path, skip_invalid: bool, cache: CacheImages) -> Res
 
 /// What the two folders may keep of their decoded images, as `cache` says: `auto` shares
 /// `auto_limit` bytes between them when both together are estimated to decode to at most that
-/// (and keeps nothing otherwise), `on` keeps every image, `off` none.
+/// (and keeps nothing otherwise, or when a first image does not decode: its error then comes
+/// where it would without keeping), `on` keeps every image, `off` none.
 fn decoded_budget(
     cache: CacheImages,
     train: &ImageFolder,
     test: &ImageFolder,
     auto_limit: u64,
-) -> Result<Option<DecodedBudget>> {
-    Ok(match cache {
+) -> Option<DecodedBudget> {
+    match cache {
         CacheImages::On => Some(DecodedBudget::unlimited()),
         CacheImages::Off => None,
         CacheImages::Auto => {
-            let bytes = train.decoded_bytes_estimate()? + test.decoded_bytes_estimate()?;
+            let bytes =
+                train.decoded_bytes_estimate().ok()? + test.decoded_bytes_estimate().ok()?;
             (bytes <= auto_limit).then(|| DecodedBudget::new(auto_limit))
         }
-    })
+    }
 }
 
 /// Class names by label: CIFAR-10's names, the class folders' names, or else (also when their
@@ -330,15 +332,24 @@ mod tests {
         let train = folder(&tmp.path().join("train"), 3, 10);
         let test = folder(&tmp.path().join("test"), 2, 10);
         let bytes = (3 + 2) * 10 * 10 * 3;
-        let budget = |cache, limit| {
-            decoded_budget(cache, &train, &test, limit)
-                .unwrap()
-                .map(|b| b.remaining())
-        };
+        let budget =
+            |cache, limit| decoded_budget(cache, &train, &test, limit).map(|b| b.remaining());
         assert_eq!(budget(CacheImages::Auto, bytes), Some(bytes));
         assert_eq!(budget(CacheImages::Auto, bytes - 1), None);
         assert_eq!(budget(CacheImages::On, 0), Some(u64::MAX));
         assert_eq!(budget(CacheImages::Off, u64::MAX), None);
+    }
+
+    /// A first image that does not decode keeps `auto` from keeping anything, and does not fail
+    /// the open: the error comes when the image is read, as without keeping.
+    #[test]
+    fn auto_keeps_nothing_when_a_first_image_does_not_decode() {
+        let tmp = tempfile::tempdir().unwrap();
+        let train = folder(&tmp.path().join("train"), 2, 8);
+        let test = folder(&tmp.path().join("test"), 2, 8);
+        std::fs::write(&test.samples()[0].0, b"not an image").unwrap();
+        assert!(decoded_budget(CacheImages::Auto, &train, &test, u64::MAX).is_none());
+        assert!(decoded_budget(CacheImages::On, &train, &test, 0).is_some());
     }
 
     /// Images of other sizes than the first one's can make the estimate too low: `auto` still
@@ -357,7 +368,6 @@ mod tests {
         let test = folder(&tmp.path().join("test"), 1, 4);
         let limit = 4 * 4 * 3 * 4;
         let budget = decoded_budget(CacheImages::Auto, &train, &test, limit)
-            .unwrap()
             .expect("the estimate (3 + 1 images of 4×4) fits");
         let train = train.keep_decoded(budget.clone());
         for i in 0..3 {
