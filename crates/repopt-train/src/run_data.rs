@@ -314,11 +314,11 @@ pub fn normalization(choice: Normalization, format: DataFormat, size: usize) -> 
 mod tests {
     use super::*;
 
-    /// A class folder `root/a` with `n` RGB images of `size`×`size` pixels.
-    fn folder(root: &Path, n: usize, size: u32) -> ImageFolder {
+    /// A class folder `root/a` with one RGB image of `size`×`size` pixels per entry of `sizes`.
+    fn folder(root: &Path, sizes: &[u32]) -> ImageFolder {
         let class = root.join("a");
         std::fs::create_dir_all(&class).unwrap();
-        for i in 0..n {
+        for (i, &size) in sizes.iter().enumerate() {
             image::RgbImage::from_pixel(size, size, image::Rgb([i as u8, 7, 9]))
                 .save(class.join(format!("{i}.png")))
                 .unwrap();
@@ -329,8 +329,8 @@ mod tests {
     #[test]
     fn auto_keeps_decoded_images_up_to_the_limit_on_and_off_as_told() {
         let tmp = tempfile::tempdir().unwrap();
-        let train = folder(&tmp.path().join("train"), 3, 10);
-        let test = folder(&tmp.path().join("test"), 2, 10);
+        let train = folder(&tmp.path().join("train"), &[10; 3]);
+        let test = folder(&tmp.path().join("test"), &[10; 2]);
         let bytes = (3 + 2) * 10 * 10 * 3;
         let budget =
             |cache, limit| decoded_budget(cache, &train, &test, limit).map(|b| b.remaining());
@@ -345,8 +345,8 @@ mod tests {
     #[test]
     fn auto_keeps_nothing_when_a_first_image_does_not_decode() {
         let tmp = tempfile::tempdir().unwrap();
-        let train = folder(&tmp.path().join("train"), 2, 8);
-        let test = folder(&tmp.path().join("test"), 2, 8);
+        let train = folder(&tmp.path().join("train"), &[8; 2]);
+        let test = folder(&tmp.path().join("test"), &[8; 2]);
         std::fs::write(&test.samples()[0].0, b"not an image").unwrap();
         assert!(decoded_budget(CacheImages::Auto, &train, &test, u64::MAX).is_none());
         assert!(decoded_budget(CacheImages::On, &train, &test, 0).is_some());
@@ -357,15 +357,8 @@ mod tests {
     #[test]
     fn auto_keeps_no_more_than_its_limit_when_the_estimate_is_low() {
         let tmp = tempfile::tempdir().unwrap();
-        let class = tmp.path().join("train/a");
-        std::fs::create_dir_all(&class).unwrap();
-        for (i, size) in [4u32, 20, 20].into_iter().enumerate() {
-            image::RgbImage::from_pixel(size, size, image::Rgb([i as u8, 1, 2]))
-                .save(class.join(format!("{i}.png")))
-                .unwrap();
-        }
-        let train = ImageFolder::open(tmp.path().join("train")).unwrap();
-        let test = folder(&tmp.path().join("test"), 1, 4);
+        let train = folder(&tmp.path().join("train"), &[4, 20, 20]);
+        let test = folder(&tmp.path().join("test"), &[4]);
         let limit = 4 * 4 * 3 * 4;
         let budget = decoded_budget(CacheImages::Auto, &train, &test, limit)
             .expect("the estimate (3 + 1 images of 4×4) fits");
