@@ -14,7 +14,8 @@
 //!   plateau below 0.3 points), and what twice the epochs change (RepOpt-VGG, plain SGD and
 //!   RepVGG of seed 0 trained again on `--long-epochs`, and again on twice that, up to
 //!   `--doublings` times, for as long as the last doubling changed their top-1 by 0.5 points
-//!   or more).
+//!   or more); once the check has found a budget that doubling no longer changes, the whole
+//!   matrix trains on it too (`repro/converged.rs`).
 //!
 //! Every run lives in its own folder under `--out`; a finished one (`outcome.json`) is never
 //! repeated, an unfinished one continues from its last checkpoint.
@@ -24,6 +25,7 @@ use std::process::Command;
 
 use crate::stats;
 
+mod converged;
 mod export;
 
 /// Settings of a reproduction (`cargo xtask repro`).
@@ -53,7 +55,9 @@ pub struct Repro {
     pub long_epochs: Option<u64>,
     /// Longest convergence check: a method of the check trains again on twice its longest
     /// schedule while the last lengthening changed its top-1 by 0.5 points or more, up to this
-    /// many longer schedules (`--long-epochs` × 1, 2, 4, …) [default: 2; 0 with --quick].
+    /// many longer schedules (`--long-epochs` × 1, 2, 4, …) [default: 2; 0 with --quick]; more
+    /// than a folder's plan lengthens its check. Once every method of the check has converged
+    /// (a doubling changed it by less), every method and seed trains on that budget too.
     #[arg(long)]
     pub doublings: Option<u64>,
     /// Copy the table, results.json and pictures into docs/.
@@ -162,21 +166,22 @@ impl Plan {
                 r.out.display()
             ));
         }
+        // More seeds or doublings than recorded extend the matrix or the convergence check:
+        // the runs done keep their meaning.
+        let grow = |name: &str, given: Option<u64>, full: u64, quick: u64| match given
+            .filter(|&n| recorded.as_ref().and_then(|v| v[name].as_u64()) < Some(n))
+        {
+            Some(n) => Ok(n),
+            None => pick(name, given, full, quick),
+        };
         let epochs = pick("epochs", r.epochs, 40, 2)?;
-        // More seeds than recorded extend the matrix: the runs done keep their meaning.
-        let more_seeds = r
-            .seeds
-            .filter(|&n| recorded.as_ref().and_then(|v| v["seeds"].as_u64()) < Some(n));
         Ok(Self {
             quick: r.quick,
-            seeds: match more_seeds {
-                Some(n) => n,
-                None => pick("seeds", r.seeds, 3, 1)?,
-            },
+            seeds: grow("seeds", r.seeds, 3, 1)?,
             epochs,
             hs_epochs: pick("hs_epochs", r.hs_epochs, 20, 1)?,
             long_epochs: pick("long_epochs", r.long_epochs, 2 * epochs, 0)?,
-            doublings: pick("doublings", r.doublings, 2, 0)?,
+            doublings: grow("doublings", r.doublings, 2, 0)?,
             out: r.out.clone(),
         })
     }
@@ -260,7 +265,8 @@ impl Plan {
     /// main questions first: the search; RepOpt-VGG, plain SGD and RepVGG seed by seed (the two
     /// differences the claim rests on); the convergence check's first longer schedule; the
     /// other methods seed by seed; then the further longer schedules that the finished checks
-    /// call for ([`Plan::calls_for`]), so the plan grows as checks finish.
+    /// call for ([`Plan::calls_for`]), so the plan grows as checks finish; last the matrix on
+    /// the converged budget once the checks have found one ([`converged`]).
     fn runs(&self) -> Vec<Run> {
         let mut runs = vec![Run {
             method: "hs".into(),
@@ -268,6 +274,7 @@ impl Plan {
             dir: self.hs_dir(),
             epochs: self.hs_epochs,
             check: 0,
+            converged: false,
         }];
         let (main, others): (Vec<&str>, Vec<&str>) = METHODS
             .iter()
@@ -286,6 +293,13 @@ impl Plan {
                     .map(|method| self.check_run(method, check)),
             );
         }
+        let planned: std::collections::HashSet<PathBuf> =
+            runs.iter().map(|r| r.dir.clone()).collect();
+        runs.extend(
+            self.converged_runs()
+                .into_iter()
+                .filter(|r| !planned.contains(&r.dir)),
+        );
         runs
     }
 
@@ -303,6 +317,7 @@ impl Plan {
             dir: self.out.join(name),
             epochs,
             check,
+            converged: false,
         }
     }
 
@@ -347,6 +362,7 @@ impl Plan {
                 dir: self.run_dir(method, seed),
                 epochs: self.epochs,
                 check: 0,
+                converged: false,
             })
             .collect()
     }
@@ -361,6 +377,8 @@ struct Run {
     epochs: u64,
     /// Which longer schedule of the convergence check (1, 2, …); 0 for the plan's own.
     check: u64,
+    /// Part of the matrix at the converged budget ([`converged`]).
+    converged: bool,
 }
 
 impl Run {
@@ -398,9 +416,9 @@ impl Run {
 
     /// The name in tables: the method, with its epochs when on a longer schedule.
     fn label(&self) -> String {
-        match self.check {
-            0 => self.method.clone(),
-            _ => format!("{} ({} epochs)", self.method, self.epochs),
+        match self.check == 0 && !self.converged {
+            true => self.method.clone(),
+            false => format!("{} ({} epochs)", self.method, self.epochs),
         }
     }
 
@@ -638,7 +656,7 @@ fn status(plan: &Plan) -> Result<(), String> {
     let mut remaining = 0.0;
     let jobs = 2.0;
     println!(
-        "{:<20} {:>4} {:>9} {:>10}  folder",
+        "{:<26} {:>4} {:>9} {:>10}  folder",
         "method", "seed", "epochs", "s/epoch"
     );
     for run in &runs {
@@ -646,7 +664,7 @@ fn status(plan: &Plan) -> Result<(), String> {
         let done = run.epochs_done();
         remaining += (run.epochs - done) as f64 * per_epoch.or(fallback).unwrap_or(f64::NAN);
         println!(
-            "{:<20} {:>4} {:>4}/{:<4} {:>10}  {}{}",
+            "{:<26} {:>4} {:>4}/{:<4} {:>10}  {}{}",
             run.label(),
             run.seed,
             done,
@@ -659,6 +677,7 @@ fn status(plan: &Plan) -> Result<(), String> {
     for line in undecided_checks(plan) {
         println!("{line}");
     }
+    print!("{}", converged::budget_line(plan));
     let finished = runs.iter().filter(|r| r.finished()).count();
     println!("\n{finished} of {} runs finished", runs.len());
     if remaining.is_nan() {
@@ -856,8 +875,9 @@ fn convergence_check(plan: &Plan) -> String {
     }
     out.push_str(&format!(
         "\nBudget criterion (a lengthening changes seed 0's top-1 by less than {DOUBLING_POINTS} \
-         points):\n\n{}",
-        verdicts.concat()
+         points):\n\n{}\n{}",
+        verdicts.concat(),
+        converged::budget_line(plan)
     ));
     out
 }
@@ -891,13 +911,18 @@ struct Finished {
     curve: Vec<f64>,
 }
 
-fn collect(plan: &Plan) -> Result<Vec<Finished>, String> {
-    let mut all = Vec::new();
-    for run in plan
-        .runs()
+/// The finished runs of the plan's own matrix (every method and seed on its schedule).
+fn plan_matrix(plan: &Plan) -> Vec<Run> {
+    plan.runs()
         .into_iter()
-        .filter(|r| r.method != "hs" && r.check == 0 && r.finished())
-    {
+        .filter(|r| r.method != "hs" && r.check == 0 && !r.converged)
+        .collect()
+}
+
+/// The finished runs among `runs`, with their outcomes and curves.
+fn collect(runs: Vec<Run>) -> Result<Vec<Finished>, String> {
+    let mut all = Vec::new();
+    for run in runs.into_iter().filter(Run::finished) {
         all.push(Finished {
             outcome: read_outcome(&run.dir)?,
             curve: test_curve(&run.dir)?,
@@ -918,13 +943,9 @@ fn top1(runs: &[Finished], method: &str) -> Vec<f64> {
 
 /// The table, results.json and pictures of the finished plan (and copies in docs/).
 fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
-    let runs = collect(plan)?;
+    let runs = collect(plan_matrix(plan))?;
     let (mut table, failures) = method_table(plan, &runs);
-    let planned = plan
-        .runs()
-        .iter()
-        .filter(|r| r.method != "hs" && r.check == 0)
-        .count();
+    let planned = plan_matrix(plan).len();
     if runs.len() < planned {
         table.insert_str(
             0,
@@ -938,12 +959,17 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
     table.push_str(&differences_md);
     table.push_str(&plateau_line(&runs));
     table.push_str(&convergence_check(plan));
+    let (converged_md, converged_json) = converged::section(plan, &collect(plan.converged_runs())?);
+    table.push_str(&converged_md);
     table.push_str(&scales_section(plan, repopt)?);
     let out = &plan.out;
     let summary = out.join("results.md");
     crate::write_text(&summary, &table)?;
     let json = out.join("results.json");
-    crate::write_text(&json, &results_json(plan, &runs, differences))?;
+    crate::write_text(
+        &json,
+        &results_json(plan, &runs, differences, converged_json),
+    )?;
     let (curves_png, scales_png) = pictures(plan, repopt)?;
     println!(
         "\n{table}\ncurves {}\nscales {}",
@@ -1101,18 +1127,13 @@ fn scales_section(plan: &Plan, repopt: &Path) -> Result<String, String> {
 }
 
 /// results.json: the protocol, every run's top-1 and per-epoch curve, and the differences.
-fn results_json(plan: &Plan, runs: &[Finished], differences: Vec<serde_json::Value>) -> String {
-    let per_run: Vec<serde_json::Value> = runs
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "method": r.method, "seed": r.seed, "top1": r.outcome.top1,
-                "seconds_per_epoch": r.outcome.seconds_per_epoch,
-                "peak_memory_mib": r.outcome.peak_memory_mib,
-                "test_top1_per_epoch": r.curve,
-            })
-        })
-        .collect();
+/// The converged matrix (`converged`) is its own entry, `null` until the budget is known.
+fn results_json(
+    plan: &Plan,
+    runs: &[Finished],
+    differences: Vec<serde_json::Value>,
+    converged: Option<serde_json::Value>,
+) -> String {
     let long: Vec<serde_json::Value> = plan
         .runs()
         .iter()
@@ -1135,29 +1156,62 @@ fn results_json(plan: &Plan, runs: &[Finished], differences: Vec<serde_json::Val
             "plateau_points": PLATEAU_POINTS,
             "doubling_points": DOUBLING_POINTS,
         },
-        "runs": per_run,
+        "runs": per_run_json(runs),
         "long_runs": long,
         "differences": differences,
+        "converged": converged,
     });
     serde_json::to_string_pretty(&document).expect("json")
+}
+
+/// Every run's top-1, time, memory and per-epoch curve.
+fn per_run_json(runs: &[Finished]) -> Vec<serde_json::Value> {
+    runs.iter()
+        .map(|r| {
+            serde_json::json!({
+                "method": r.method, "seed": r.seed, "top1": r.outcome.top1,
+                "seconds_per_epoch": r.outcome.seconds_per_epoch,
+                "peak_memory_mib": r.outcome.peak_memory_mib,
+                "test_top1_per_epoch": r.curve,
+            })
+        })
+        .collect()
 }
 
 /// The curves of seed 0's runs and the searched scales, as PNGs in `--out`.
 fn pictures(plan: &Plan, repopt: &Path) -> Result<(PathBuf, PathBuf), String> {
     let curves_png = plan.out.join("curves.png");
     let scales_png = plan.out.join("scales.png");
-    // Runs under way have no metrics.csv yet: the picture shows those finished.
-    let (dirs, labels): (Vec<String>, Vec<&str>) = METHODS
-        .iter()
-        .map(|(m, _)| (plan.run_dir(m, 0), *m))
-        .filter(|(dir, _)| dir.join("metrics.csv").is_file())
-        .map(|(dir, m)| (dir.display().to_string(), m))
-        .unzip();
-    if dirs.is_empty() {
+    if !plot_curves(&plan_matrix(plan), &curves_png, repopt)? {
         return Err(format!(
             "no run of seed 0 has finished in {}: nothing to report yet",
             plan.out.display()
         ));
+    }
+    if let Some(epochs) = plan.converged_epochs() {
+        let png = plan.out.join(format!("curves-{epochs}.png"));
+        plot_curves(&plan.converged_runs(), &png, repopt)?;
+    }
+    let mut plot = Command::new(repopt);
+    plot.arg("plot")
+        .arg("--scales")
+        .arg(plan.hs_dir().join("scales.safetensors"))
+        .arg("--out")
+        .arg(&scales_png);
+    crate::run(plot)?;
+    Ok((curves_png, scales_png))
+}
+
+/// The test curves of the finished seed-0 runs among `runs` as a PNG at `png`; `false` when
+/// none has finished (runs under way have no metrics.csv yet).
+fn plot_curves(runs: &[Run], png: &Path, repopt: &Path) -> Result<bool, String> {
+    let (dirs, labels): (Vec<String>, Vec<&str>) = runs
+        .iter()
+        .filter(|r| r.seed == 0 && r.dir.join("metrics.csv").is_file())
+        .map(|r| (r.dir.display().to_string(), r.method.as_str()))
+        .unzip();
+    if dirs.is_empty() {
+        return Ok(false);
     }
     let mut plot = Command::new(repopt);
     plot.args([
@@ -1168,16 +1222,9 @@ fn pictures(plan: &Plan, repopt: &Path) -> Result<(PathBuf, PathBuf), String> {
         &labels.join(","),
     ])
     .arg("--out")
-    .arg(&curves_png);
+    .arg(png);
     crate::run(plot)?;
-    let mut plot = Command::new(repopt);
-    plot.arg("plot")
-        .arg("--scales")
-        .arg(plan.hs_dir().join("scales.safetensors"))
-        .arg("--out")
-        .arg(&scales_png);
-    crate::run(plot)?;
-    Ok((curves_png, scales_png))
+    Ok(true)
 }
 
 /// `<out>/data/cifar10-jpg` extracted from the shared archive (once), or the folder given.
@@ -1281,6 +1328,13 @@ mod tests {
         assert_eq!((more.seeds, more.epochs), (5, 12));
         more.record().unwrap();
         assert_eq!(Plan::new(&with_seeds(None)).unwrap().seeds, 5);
+        let with_doublings = |doublings| Repro {
+            doublings,
+            ..settings(&dir)
+        };
+        assert!(Plan::new(&with_doublings(Some(1))).is_err());
+        let longer = Plan::new(&with_doublings(Some(3))).unwrap();
+        assert_eq!((longer.doublings, longer.seeds), (3, 5));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1388,7 +1442,7 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
 
     /// Writes a finished run into `dir`: its outcome and a curve rising by one point an epoch
     /// to `top1`.
-    fn finish(dir: &Path, top1: f64, epochs: u64) {
+    pub(super) fn finish(dir: &Path, top1: f64, epochs: u64) {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(
             dir.join("outcome.json"),
@@ -1402,7 +1456,7 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
     }
 
     /// A plan of 10 epochs, checked on 20 and then 40.
-    fn doubling_plan(dir: &Path) -> Plan {
+    pub(super) fn doubling_plan(dir: &Path) -> Plan {
         Plan::new(&Repro {
             epochs: Some(10),
             long_epochs: Some(20),

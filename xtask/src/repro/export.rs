@@ -60,6 +60,7 @@ fn unquantized(run: &Run) -> Option<String> {
     let studied = crate::ptq::METHODS.iter().any(|(m, _)| *m == run.method);
     (studied
         && run.check == 0
+        && !run.converged
         && run.finished()
         && run.dir.join("model.bpk").is_file()
         && !run.dir.join("quantization.json").is_file())

@@ -1,0 +1,265 @@
+//! The matrix at the converged budget: once the convergence check has found the schedule that
+//! doubling no longer changes, every method and seed trains again on it.
+//!
+//! The check lengthens seed 0 of RepOpt-VGG, plain SGD and RepVGG (`E`, `2E`, `4E`, … epochs).
+//! A method has converged at schedule `S` when doubling `S` changed its seed-0 test top-1 by
+//! less than [`DOUBLING_POINTS`]; the budget is the longest such `S` over the methods of the
+//! check, so that every one of them has converged at it. When that is a longer schedule than
+//! the plan's own, the plan grows by the whole matrix on it, main methods first, seed by seed;
+//! seed 0 of the checked methods is the check run itself (same settings, same folder).
+
+use std::path::PathBuf;
+
+use super::{DOUBLING_POINTS, Finished, LONG_METHODS, METHODS, Plan, Run};
+
+/// What the convergence check has found so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Budget {
+    /// Converged at the plan's `check`-th schedule (0: its own epochs).
+    At { check: u64 },
+    /// A check it needs is unfinished.
+    Undecided,
+    /// Some method still moved by [`DOUBLING_POINTS`] or more on the longest schedule allowed.
+    NotWithin { epochs: u64 },
+}
+
+impl Plan {
+    /// The schedule at which `method` has converged (see [`Budget`]).
+    fn converged_check(&self, method: &str) -> Budget {
+        for k in 1..=self.doublings {
+            let (Some(before), Some(after)) =
+                (self.check_top1(method, k - 1), self.check_top1(method, k))
+            else {
+                return Budget::Undecided;
+            };
+            if (after - before).abs() < DOUBLING_POINTS {
+                return Budget::At { check: k - 1 };
+            }
+        }
+        Budget::NotWithin {
+            epochs: self.check_epochs(self.doublings),
+        }
+    }
+
+    /// The budget every method of the check has converged at.
+    pub(super) fn budget(&self) -> Budget {
+        if self.long_epochs == 0 || self.doublings == 0 {
+            return Budget::Undecided;
+        }
+        let per_method: Vec<Budget> = LONG_METHODS
+            .iter()
+            .map(|method| self.converged_check(method))
+            .collect();
+        if let Some(missed) = per_method
+            .iter()
+            .find(|b| matches!(b, Budget::NotWithin { .. }))
+        {
+            return *missed;
+        }
+        per_method
+            .iter()
+            .map(|b| match b {
+                Budget::At { check } => Some(*check),
+                _ => None,
+            })
+            .collect::<Option<Vec<u64>>>()
+            .and_then(|checks| checks.into_iter().max())
+            .map_or(Budget::Undecided, |check| Budget::At { check })
+    }
+
+    /// Epochs of the converged matrix when it is longer than the plan's own schedule.
+    pub(super) fn converged_epochs(&self) -> Option<u64> {
+        match self.budget() {
+            Budget::At { check } if check > 0 => Some(self.check_epochs(check)),
+            _ => None,
+        }
+    }
+
+    /// Every run of the converged matrix (none until the budget is known and longer than the
+    /// plan's): the main methods seed by seed, then the others.
+    pub(super) fn converged_runs(&self) -> Vec<Run> {
+        let Budget::At { check } = self.budget() else {
+            return Vec::new();
+        };
+        if check == 0 {
+            return Vec::new();
+        }
+        let (main, others): (Vec<&str>, Vec<&str>) = METHODS
+            .iter()
+            .map(|(method, _)| *method)
+            .partition(|method| LONG_METHODS.contains(method));
+        [main, others]
+            .iter()
+            .flat_map(|methods| {
+                (0..self.seeds).flat_map(move |seed| methods.iter().map(move |m| (seed, *m)))
+            })
+            .map(|(seed, method)| self.converged_run(method, seed, check))
+            .collect()
+    }
+
+    /// `method` and `seed` on the `check`-th schedule: the check run itself for seed 0 of a
+    /// checked method, otherwise `<method>-s<seed>-e<epochs>`.
+    fn converged_run(&self, method: &str, seed: u64, check: u64) -> Run {
+        if seed == 0 && LONG_METHODS.contains(&method) {
+            return Run {
+                converged: true,
+                ..self.check_run(method, check)
+            };
+        }
+        let epochs = self.check_epochs(check);
+        Run {
+            method: method.into(),
+            seed,
+            dir: self.converged_dir(method, seed, epochs),
+            epochs,
+            check: 0,
+            converged: true,
+        }
+    }
+
+    fn converged_dir(&self, method: &str, seed: u64, epochs: u64) -> PathBuf {
+        self.out.join(format!("{method}-s{seed}-e{epochs}"))
+    }
+}
+
+/// One line saying what the check has decided about the budget.
+pub(super) fn budget_line(plan: &Plan) -> String {
+    match plan.budget() {
+        Budget::At { check: 0 } => format!(
+            "Converged budget: the plan's own {} epochs (doubling changes no checked method's \
+             seed-0 top-1 by {DOUBLING_POINTS} points)\n",
+            plan.epochs
+        ),
+        Budget::At { check } => format!(
+            "Converged budget: {} epochs (doubling it changes no checked method's seed-0 top-1 \
+             by {DOUBLING_POINTS} points); every method and seed trains on it\n",
+            plan.check_epochs(check)
+        ),
+        Budget::Undecided => {
+            "Converged budget: not known until the checks under way finish\n".into()
+        }
+        Budget::NotWithin { epochs } => format!(
+            "Converged budget: none up to {epochs} epochs (a method still moved by \
+             {DOUBLING_POINTS} points or more); a larger --doublings lengthens the check\n"
+        ),
+    }
+}
+
+/// The report's section on the converged matrix: the same tables as the plan's own, over the
+/// runs finished on the converged budget (empty while there is none).
+pub(super) fn section(plan: &Plan, runs: &[Finished]) -> (String, Option<serde_json::Value>) {
+    let Some(epochs) = plan.converged_epochs() else {
+        return (String::new(), None);
+    };
+    let planned = plan.converged_runs().len();
+    let (table, _) = super::method_table(plan, runs);
+    let (differences_md, differences) = super::differences_table(runs);
+    let mut md = format!(
+        "\n## At the converged budget: {epochs} epochs\n\n{} of {planned} runs finished.\n\n{table}",
+        runs.len()
+    );
+    md.push_str(&differences_md);
+    md.push_str(&super::plateau_line(runs));
+    let json = serde_json::json!({
+        "epochs": epochs,
+        "runs": super::per_run_json(runs),
+        "differences": differences,
+    });
+    (md, Some(json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{doubling_plan, finish};
+    use super::*;
+
+    fn name(run: &Run) -> &str {
+        run.dir.file_name().and_then(|n| n.to_str()).unwrap()
+    }
+
+    /// Seed 0 of every checked method on the plan's 10 epochs and the checks' 20 and 40.
+    fn checks(dir: &std::path::Path, top1: [[f64; 3]; 3]) {
+        for (method, values) in LONG_METHODS.iter().zip(top1) {
+            finish(&dir.join(format!("{method}-s0")), values[0], 10);
+            finish(&dir.join(format!("{method}-long")), values[1], 20);
+            finish(&dir.join(format!("{method}-long-40")), values[2], 40);
+        }
+    }
+
+    /// The budget is the longest schedule any checked method needs; unknown while a check
+    /// is missing; none when a method still moves on the longest schedule allowed.
+    #[test]
+    fn the_budget_is_the_longest_any_method_needs() {
+        let dir = std::env::temp_dir().join(format!("repro-budget-{}", std::process::id()));
+        let plan = doubling_plan(&dir);
+        assert_eq!(plan.budget(), Budget::Undecided);
+        // repopt converges at 10, plain at 20, repvgg at 20.
+        checks(
+            &dir,
+            [[80.0, 80.2, 80.3], [78.0, 79.0, 79.4], [79.0, 80.0, 79.7]],
+        );
+        assert_eq!(plan.budget(), Budget::At { check: 1 });
+        assert_eq!(plan.converged_epochs(), Some(20));
+        // repvgg still moves from 20 to 40, the longest schedule of two doublings.
+        finish(&dir.join("repvgg-long-40"), 81.0, 40);
+        assert_eq!(plan.budget(), Budget::NotWithin { epochs: 40 });
+        assert!(plan.converged_runs().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The converged matrix: every method and seed on the budget, main methods first, seed 0
+    /// of the checked methods being their check runs; the plan's runs end with it.
+    #[test]
+    fn the_converged_matrix_reuses_the_check_runs() {
+        let dir = std::env::temp_dir().join(format!("repro-conv-{}", std::process::id()));
+        let plan = doubling_plan(&dir);
+        checks(
+            &dir,
+            [[80.0, 81.0, 81.2], [78.0, 79.0, 79.4], [79.0, 80.0, 80.3]],
+        );
+        let matrix = plan.converged_runs();
+        assert_eq!(matrix.len(), 3 * METHODS.len());
+        let labels: Vec<&str> = matrix[..6].iter().map(name).collect();
+        assert_eq!(
+            labels,
+            [
+                "repopt-long",
+                "plain-long",
+                "repvgg-long",
+                "repopt-s1-e20",
+                "plain-s1-e20",
+                "repvgg-s1-e20"
+            ]
+        );
+        assert_eq!(name(&matrix[9]), "repopt-ones-s0-e20");
+        assert!(matrix.iter().all(|r| r.epochs == 20 && r.converged));
+        assert_eq!(matrix[3].label(), "repopt (20 epochs)");
+        // In the plan each folder appears once: the check runs keep their place.
+        let runs = plan.runs();
+        let dirs: std::collections::HashSet<_> = runs.iter().map(|r| r.dir.clone()).collect();
+        assert_eq!(dirs.len(), runs.len());
+        assert!(
+            runs.iter()
+                .rev()
+                .take(15)
+                .all(|r| r.converged && r.check == 0)
+        );
+        assert_eq!(name(runs.last().unwrap()), "mults-only-s2-e20");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// No converged matrix while the plan's own schedule is the budget.
+    #[test]
+    fn a_converged_plan_adds_nothing() {
+        let dir = std::env::temp_dir().join(format!("repro-own-{}", std::process::id()));
+        let plan = doubling_plan(&dir);
+        checks(
+            &dir,
+            [[80.0, 80.2, 80.3], [78.0, 78.1, 78.0], [79.0, 79.4, 79.7]],
+        );
+        assert_eq!(plan.budget(), Budget::At { check: 0 });
+        assert!(plan.converged_runs().is_empty());
+        assert!(budget_line(&plan).contains("the plan's own 10 epochs"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
