@@ -107,16 +107,37 @@ pub(super) unsafe fn product(
     accumulate: bool,
 ) {
     let [m, n, k] = dims;
-    let (m, n, dst, lhs, rhs) = if m < n {
-        let dst_t = MatMut {
-            ptr: dst.ptr,
-            row_stride: dst.col_stride,
-            col_stride: dst.row_stride,
-        };
-        (n, m, dst_t, rhs.transposed(), lhs.transposed())
-    } else {
-        (m, n, dst, lhs, rhs)
-    };
+    // SAFETY: the caller's guarantee covers the operands of either orientation.
+    unsafe {
+        if m < n {
+            let dst_t = MatMut {
+                ptr: dst.ptr,
+                row_stride: dst.col_stride,
+                col_stride: dst.row_stride,
+            };
+            let (lhs_t, rhs_t) = (rhs.transposed(), lhs.transposed());
+            product_as_given([n, m, k], parallelism, dst_t, lhs_t, rhs_t, accumulate);
+        } else {
+            product_as_given(dims, parallelism, dst, lhs, rhs, accumulate);
+        }
+    }
+}
+
+/// `dst (+)= lhs · rhs` for `[m, n, k]`, in the orientation given: for operands laid out so that
+/// `gemm` copies no left operand (whose rows are adjacent: row stride 1), which [`product`]
+/// could turn round.
+///
+/// # Safety
+/// Each operand's `m·n`, `m·k`, `k·n` entries lie within its buffer for its strides.
+pub(super) unsafe fn product_as_given(
+    dims: [usize; 3],
+    parallelism: gemm::Parallelism,
+    dst: MatMut,
+    lhs: Mat,
+    rhs: Mat,
+    accumulate: bool,
+) {
+    let [m, n, k] = dims;
     // SAFETY: the caller's guarantee.
     unsafe {
         gemm::gemm(

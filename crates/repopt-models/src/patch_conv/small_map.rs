@@ -1,23 +1,33 @@
 //! Convolutions whose output maps have a few pixels (the deep stages of a small input), as sums
 //! of matrix products over the taps that read the input, with no patch matrix.
 //!
-//! With `X_q` `[C_in, N]` input pixel `q` of every image (a strided view of `[C_in, N, H, W]`),
-//! `W_t` `[C_out, C_in]` the kernel's tap `t`, `Y_p` `[C_out, N]` output pixel `p`, and the pairs
-//! `(p, t)` whose tap reads an input pixel `q(p, t)` rather than the padding:
+//! With `X_q` `[C_in, N]` input pixel `q` of every image, `W_t` `[C_out, C_in]` the kernel's tap
+//! `t`, `Y_p` `[C_out, N]` output pixel `p`, and the pairs `(p, t)` whose tap reads an input pixel
+//! `q(p, t)` rather than the padding:
 //!
-//! * forward `Y_p = Σ_t W_t · X_q(p,t)`,
-//! * input gradient `∂X_q = Σ_{(p,t): q(p,t) = q} W_tᵀ · ∂Y_p`,
-//! * kernel gradient `∂W_t = Σ_p ∂Y_p · X_q(p,t)ᵀ`.
+//! * forward `Y_pᵀ = Σ_t X_q(p,t)ᵀ · W_tᵀ`,
+//! * input gradient `∂X_qᵀ = Σ_{(p,t): q(p,t) = q} ∂Y_pᵀ · W_t`,
+//! * kernel gradient `∂W_tᵀ = Σ_p X_q(p,t) · ∂Y_pᵀ`.
 //!
 //! On a 2×2 map with a 3×3 kernel and padding 1, 16 of the 36 patch entries per channel and image
 //! read the input: the products skip the other 20, which the patch matrix multiplies as zeros, and
 //! nothing is gathered or scattered. Each sum writes its own pixel or tap, so the sums run in
 //! parallel (rayon).
+//!
+//! `gemm` copies a left operand whose rows are not adjacent into micro-panels element by
+//! element before multiplying. In `[C, N, H, W]` a pixel's `N` images are `H·W` apart, and each
+//! pixel takes part in up to `k_h·k_w` products, so those copies cost about half as much as the
+//! products. The products are therefore written with the batch along `m` and the operands
+//! transposed once per call (each read and written once, in cache-sized tiles) so that every
+//! left operand and destination has adjacent rows: `X`, `Y`, `∂Y` and `∂X` batch-last
+//! (`[C, H·W, N]`), and `X` channels-last (`[N·H·W, C_in]`) for the kernel gradient, which
+//! sums over the batch; the kernel is read in place, as the right operand. On the ¼-width A0
+//! at 32 px this trains 1.06–1.11× faster at batches 32–128 (docs/benchmarks.md).
 
 use rayon::prelude::*;
 
 use super::kernels::{Wanted, check_lengths};
-use super::matrix::{Mat, MatMut, PARALLEL_PRODUCT, SharedMut, product};
+use super::matrix::{Mat, MatMut, PARALLEL_PRODUCT, SharedMut, product_as_given};
 use crate::ConvGeometry;
 
 /// Output pixels per image up to which a convolution runs here.
@@ -35,29 +45,31 @@ pub fn applies(geometry: &ConvGeometry) -> bool {
 /// both contiguous.
 pub fn forward(x: &[f32], weight: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
     check_lengths(geometry, x.len(), weight.len(), None);
-    let views = Views::of(geometry);
+    let s = Sizes::of(geometry);
     let pairs = pairs(geometry);
-    let mut y = vec![0.0f32; geometry.output_len()];
-    let y_ptr = SharedMut(y.as_mut_ptr());
-    let dims = [geometry.channels_out, views.batch, views.channels_in];
-    let parallelism = views.parallelism(geometry.image_outputs(), dims);
-    (0..geometry.image_outputs()).into_par_iter().for_each(|p| {
+    let xt = transposed(x, [s.channels_in, s.batch, s.pixels]);
+    // [C_out, H_out·W_out, N].
+    let mut yt = vec![0.0f32; geometry.output_len()];
+    let yt_ptr = SharedMut(yt.as_mut_ptr());
+    let dims = [s.batch, s.channels_out, s.channels_in];
+    let parallelism = s.parallelism(s.outputs, dims);
+    (0..s.outputs).into_par_iter().for_each(|p| {
         for pair in pairs.iter().filter(|pair| pair.output == p) {
-            // Y_p += W_t · X_q.
+            // Y_pᵀ += X_qᵀ · W_tᵀ.
             // SAFETY: output pixel `p` is this task's only; every view lies within its buffer.
             unsafe {
-                product(
+                product_as_given(
                     dims,
                     parallelism,
-                    views.output(p).of_mut(y_ptr.offset(0)),
-                    views.tap(pair.tap).of(weight.as_ptr()),
-                    views.input(pair.input).of(x.as_ptr()),
+                    MatMut::strided(yt_ptr.offset(p * s.batch), 1, s.outputs * s.batch),
+                    Mat::strided(xt[pair.input * s.batch..].as_ptr(), 1, s.pixels * s.batch),
+                    s.tap(weight, pair.tap).transposed(),
                     true,
                 );
             }
         }
     });
-    y
+    transposed(&yt, [s.channels_out, s.outputs, s.batch])
 }
 
 /// `(∂W, ∂X)` (those `wanted`) for `x` `[C_in, N, H, W]`, `weight` `[C_out, C_in, k_h, k_w]` and
@@ -70,58 +82,98 @@ pub fn backward(
     wanted: Wanted,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     check_lengths(geometry, x.len(), weight.len(), Some(grad.len()));
-    let views = Views::of(geometry);
+    let s = Sizes::of(geometry);
     let pairs = pairs(geometry);
-    let [channels_in, batch, out] = [views.channels_in, views.batch, geometry.channels_out];
-    let dw = wanted.weight.then(|| {
-        let mut dw = vec![0.0f32; geometry.kernel_len()];
-        let dw_ptr = SharedMut(dw.as_mut_ptr());
-        let dims = [out, channels_in, batch];
-        let parallelism = views.parallelism(geometry.taps(), dims);
-        (0..geometry.taps()).into_par_iter().for_each(|t| {
-            for pair in pairs.iter().filter(|pair| pair.tap == t) {
-                // ∂W_t += ∂Y_p · X_qᵀ.
-                // SAFETY: tap `t` of `dw` is this task's only; every view lies within its buffer.
-                unsafe {
-                    product(
-                        dims,
-                        parallelism,
-                        views.tap(t).of_mut(dw_ptr.offset(0)),
-                        views.output(pair.output).of(grad.as_ptr()),
-                        views.input(pair.input).of(x.as_ptr()).transposed(),
-                        true,
-                    );
-                }
-            }
-        });
-        dw
-    });
-    let dx = wanted.input.then(|| {
-        let mut dx = vec![0.0f32; geometry.input_len()];
-        let dx_ptr = SharedMut(dx.as_mut_ptr());
-        let dims = [channels_in, batch, out];
-        let pixels = geometry.image_pixels();
-        let parallelism = views.parallelism(pixels, dims);
-        (0..pixels).into_par_iter().for_each(|q| {
-            for pair in pairs.iter().filter(|pair| pair.input == q) {
-                // ∂X_q += W_tᵀ · ∂Y_p.
-                // SAFETY: input pixel `q` of `dx` is this task's only; every view lies within
-                // its buffer.
-                unsafe {
-                    product(
-                        dims,
-                        parallelism,
-                        views.input(q).of_mut(dx_ptr.offset(0)),
-                        views.tap(pair.tap).of(weight.as_ptr()).transposed(),
-                        views.output(pair.output).of(grad.as_ptr()),
-                        true,
-                    );
-                }
-            }
-        });
-        dx
-    });
+    let gt = transposed(grad, [s.channels_out, s.batch, s.outputs]);
+    let dw = wanted.weight.then(|| kernel_gradient(x, &gt, &s, &pairs));
+    let dx = wanted
+        .input
+        .then(|| input_gradient(weight, &gt, &s, &pairs));
     (dw, dx)
+}
+
+/// `∂W` `[C_out, C_in, k_h, k_w]` from `x` `[C_in, N, H, W]` and `gt` (`∂Y` as
+/// `[C_out, H_out·W_out, N]`).
+fn kernel_gradient(x: &[f32], gt: &[f32], s: &Sizes, pairs: &[Pair]) -> Vec<f32> {
+    // [N, H·W, C_in].
+    let xc = transposed(x, [1, s.channels_in, s.batch * s.pixels]);
+    // [k_h·k_w, C_out, C_in].
+    let mut dwt = vec![0.0f32; s.taps * s.kernel_tap()];
+    let dwt_ptr = SharedMut(dwt.as_mut_ptr());
+    let dims = [s.channels_in, s.channels_out, s.batch];
+    let parallelism = s.parallelism(s.taps, dims);
+    (0..s.taps).into_par_iter().for_each(|t| {
+        for pair in pairs.iter().filter(|pair| pair.tap == t) {
+            // ∂W_tᵀ += X_q · ∂Y_pᵀ.
+            // SAFETY: tap `t` of `dwt` is this task's only; every view lies within its buffer.
+            unsafe {
+                product_as_given(
+                    dims,
+                    parallelism,
+                    MatMut::strided(dwt_ptr.offset(t * s.kernel_tap()), 1, s.channels_in),
+                    Mat::strided(
+                        xc[pair.input * s.channels_in..].as_ptr(),
+                        1,
+                        s.pixels * s.channels_in,
+                    ),
+                    Mat::strided(gt[pair.output * s.batch..].as_ptr(), 1, s.outputs * s.batch),
+                    true,
+                );
+            }
+        }
+    });
+    transposed(&dwt, [1, s.taps, s.kernel_tap()])
+}
+
+/// `∂X` `[C_in, N, H, W]` from the kernel and `gt` (`∂Y` as `[C_out, H_out·W_out, N]`).
+fn input_gradient(weight: &[f32], gt: &[f32], s: &Sizes, pairs: &[Pair]) -> Vec<f32> {
+    // [C_in, H·W, N].
+    let mut dxt = vec![0.0f32; s.channels_in * s.pixels * s.batch];
+    let dxt_ptr = SharedMut(dxt.as_mut_ptr());
+    let dims = [s.batch, s.channels_in, s.channels_out];
+    let parallelism = s.parallelism(s.pixels, dims);
+    (0..s.pixels).into_par_iter().for_each(|q| {
+        for pair in pairs.iter().filter(|pair| pair.input == q) {
+            // ∂X_qᵀ += ∂Y_pᵀ · W_t.
+            // SAFETY: input pixel `q` of `dxt` is this task's only; every view lies within its
+            // buffer.
+            unsafe {
+                product_as_given(
+                    dims,
+                    parallelism,
+                    MatMut::strided(dxt_ptr.offset(q * s.batch), 1, s.pixels * s.batch),
+                    Mat::strided(gt[pair.output * s.batch..].as_ptr(), 1, s.outputs * s.batch),
+                    s.tap(weight, pair.tap),
+                    true,
+                );
+            }
+        }
+    });
+    transposed(&dxt, [s.channels_in, s.pixels, s.batch])
+}
+
+/// Each of the `blocks` `[rows, cols]` matrices of `src` transposed to `[cols, rows]`, in
+/// square tiles that stay in cache on both sides.
+fn transposed(src: &[f32], [blocks, rows, cols]: [usize; 3]) -> Vec<f32> {
+    const TILE: usize = 16;
+    assert_eq!(src.len(), blocks * rows * cols, "transposed: length");
+    let mut out = vec![0.0f32; src.len()];
+    for (from, to) in src
+        .chunks_exact(rows * cols)
+        .zip(out.chunks_exact_mut(rows * cols))
+    {
+        for r0 in (0..rows).step_by(TILE) {
+            for c0 in (0..cols).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(rows) {
+                    let row = &from[r * cols..][c0..(c0 + TILE).min(cols)];
+                    for (c, &v) in (c0..).zip(row) {
+                        to[c * rows + r] = v;
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Output pixel `p` reads input pixel `q` through tap `t` (indices within one image and the
@@ -152,74 +204,42 @@ fn pairs(geometry: &ConvGeometry) -> Vec<Pair> {
         .collect()
 }
 
-/// Where one pixel of every image, or one tap of the kernel, lies in its buffer: a strided
-/// matrix at `offset`.
-#[derive(Clone, Copy)]
-struct View {
-    offset: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl View {
-    fn of(self, buffer: *const f32) -> Mat {
-        let ptr = buffer.wrapping_add(self.offset);
-        Mat::strided(ptr, self.row_stride, self.col_stride)
-    }
-
-    fn of_mut(self, buffer: *mut f32) -> MatMut {
-        let ptr = buffer.wrapping_add(self.offset);
-        MatMut::strided(ptr, self.row_stride, self.col_stride)
-    }
-}
-
-/// The views of one convolution's buffers.
-struct Views {
+/// The sizes of one convolution.
+struct Sizes {
     channels_in: usize,
+    channels_out: usize,
     batch: usize,
     taps: usize,
-    image_pixels: usize,
-    image_outputs: usize,
+    /// Input pixels per image.
+    pixels: usize,
+    /// Output pixels per image.
+    outputs: usize,
 }
 
-impl Views {
+impl Sizes {
     fn of(geometry: &ConvGeometry) -> Self {
         Self {
             channels_in: geometry.input[0],
+            channels_out: geometry.channels_out,
             batch: geometry.input[1],
             taps: geometry.taps(),
-            image_pixels: geometry.image_pixels(),
-            image_outputs: geometry.image_outputs(),
+            pixels: geometry.image_pixels(),
+            outputs: geometry.image_outputs(),
         }
     }
 
-    /// `X_q` `[C_in, N]` of `[C_in, N, H, W]` (and of `∂X`).
-    fn input(&self, q: usize) -> View {
-        let pixels = self.image_pixels;
-        View {
-            offset: q,
-            row_stride: self.batch * pixels,
-            col_stride: pixels,
-        }
+    /// `W_t` `[C_out, C_in]`, tap `t` of the kernel `[C_out, C_in, k_h, k_w]`.
+    fn tap(&self, weight: &[f32], t: usize) -> Mat {
+        Mat::strided(
+            weight[t..].as_ptr(),
+            self.channels_in * self.taps,
+            self.taps,
+        )
     }
 
-    /// `Y_p` `[C_out, N]` of `[C_out, N, H_out, W_out]` (and of `∂Y`).
-    fn output(&self, p: usize) -> View {
-        let outputs = self.image_outputs;
-        View {
-            offset: p,
-            row_stride: self.batch * outputs,
-            col_stride: outputs,
-        }
-    }
-
-    /// `W_t` `[C_out, C_in]` of `[C_out, C_in, k_h, k_w]` (and of `∂W`).
-    fn tap(&self, t: usize) -> View {
-        View {
-            offset: t,
-            row_stride: self.channels_in * self.taps,
-            col_stride: self.taps,
-        }
+    /// Entries of one tap of the kernel (`C_out·C_in`).
+    fn kernel_tap(&self) -> usize {
+        self.channels_out * self.channels_in
     }
 
     /// Threads inside each product: all of them when the sums are fewer than the threads and
@@ -281,6 +301,21 @@ mod tests {
                 input: 0
             }]
         );
+    }
+
+    /// Every block transposed, tiles or not (sides longer and shorter than a tile).
+    #[test]
+    fn transposed_swaps_rows_and_columns_of_every_block() {
+        for [blocks, rows, cols] in [[2, 3, 4], [3, 37, 5], [1, 17, 33]] {
+            let src: Vec<f32> = (0..blocks * rows * cols).map(|v| v as f32).collect();
+            let out = transposed(&src, [blocks, rows, cols]);
+            for (b, r, c) in (0..blocks)
+                .flat_map(|b| (0..rows).flat_map(move |r| (0..cols).map(move |c| (b, r, c))))
+            {
+                let block = b * rows * cols;
+                assert_eq!(out[block + c * rows + r], src[block + r * cols + c]);
+            }
+        }
     }
 
     #[test]
