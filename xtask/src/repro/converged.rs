@@ -122,8 +122,11 @@ impl Plan {
     }
 }
 
-/// One line saying what the check has decided about the budget.
+/// One line saying what the check has decided about the budget (none without a check).
 pub(super) fn budget_line(plan: &Plan) -> String {
+    if plan.long_epochs == 0 || plan.doublings == 0 {
+        return String::new();
+    }
     match plan.budget() {
         Budget::At { check: 0 } => format!(
             "Converged budget: the plan's own {} epochs (doubling changes no checked method's \
@@ -260,6 +263,11 @@ mod tests {
         assert_eq!(plan.budget(), Budget::At { check: 0 });
         assert!(plan.converged_runs().is_empty());
         assert!(budget_line(&plan).contains("the plan's own 10 epochs"));
+        let unchecked = Plan {
+            doublings: 0,
+            ..plan.clone()
+        };
+        assert_eq!(budget_line(&unchecked), "");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
