@@ -4,7 +4,8 @@
 //! `repopt quantize` evaluates every scheme (kept in the run's `quantization.json`, so a finished
 //! run is not quantized again; a run whose model was not kept counts only through such a
 //! report); the study then gives FP32 and INT8 top-1 per method and scheme
-//! over the seeds, the drop, the per-layer weight SQNR and the kernels' distribution.
+//! over the seeds, the drop, the per-layer weight SQNR and the kernels' distribution. With
+//! `--converged` the same for the matrix at the budget the convergence check found.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +27,11 @@ pub struct Ptq {
     /// A `repopt` binary to use instead of building one.
     #[arg(long)]
     pub repopt: Option<PathBuf>,
+    /// Study the matrix at the converged budget that the reproduction's convergence check
+    /// found (`cargo xtask repro`) instead of its own schedule; the files are named
+    /// `quantization-<epochs>ep…` (docs: `quantization-<epochs>ep-…`).
+    #[arg(long)]
+    pub converged: bool,
 }
 
 /// The methods the study compares.
@@ -41,7 +47,18 @@ pub fn ptq(settings: &Ptq) -> Result<(), String> {
         Some(path) => path.clone(),
         None => crate::binary("repopt-train", "repopt", "release")?,
     };
-    let (runs, left_out) = quantizable(finished_runs(&settings.repro));
+    let (studied, prefix) = match settings.converged {
+        false => (finished_runs(&settings.repro), "quantization".to_string()),
+        true => {
+            let (epochs, runs) = crate::repro::finished_converged(&settings.repro)?;
+            let runs = runs
+                .into_iter()
+                .filter(|(method, _, _)| METHODS.iter().any(|(m, _)| m == method))
+                .collect();
+            (runs, format!("quantization-{epochs}ep"))
+        }
+    };
+    let (runs, left_out) = quantizable(studied);
     for dir in &left_out {
         println!(
             "{}: left out (no model.bpk to quantize and no quantization.json)",
@@ -77,29 +94,33 @@ pub fn ptq(settings: &Ptq) -> Result<(), String> {
         .collect::<Result<_, String>>()?;
     let out = &settings.repro;
     let table = table(&reports);
-    crate::write_text(&out.join("quantization.md"), &table)?;
+    crate::write_text(&out.join(format!("{prefix}.md")), &table)?;
     let summary = serde_json::json!({
         "calibration_images": settings.calibration_images,
         "runs": reports.iter().map(|(m, s, r)| serde_json::json!({"method": m, "seed": s, "report": r})).collect::<Vec<_>>(),
     });
-    let json = out.join("quantization.json");
+    let json = out.join(format!("{prefix}.json"));
     crate::write_text(
         &json,
         &serde_json::to_string_pretty(&summary).expect("json"),
     )?;
-    let pictures = pictures(&repopt, &runs, out)?;
+    let pictures = pictures(&repopt, &runs, &out.join(&prefix))?;
     println!("\n{table}");
     if settings.docs {
         let mut copies = vec![
-            (out.join("quantization.md"), "docs/quantization-table.md"),
-            (json.clone(), "docs/quantization.json"),
+            (
+                out.join(format!("{prefix}.md")),
+                format!("docs/{prefix}-table.md"),
+            ),
+            (json.clone(), format!("docs/{prefix}.json")),
         ];
-        copies.extend(pictures.into_iter().zip([
-            "docs/quantization-sqnr.png",
-            "docs/quantization-kernels.png",
-        ]));
+        copies.extend(
+            pictures
+                .into_iter()
+                .zip(["sqnr", "kernels"].map(|p| format!("docs/{prefix}-{p}.png"))),
+        );
         for (from, to) in copies {
-            std::fs::copy(&from, to).map_err(|e| format!("{to}: {e}"))?;
+            std::fs::copy(&from, &to).map_err(|e| format!("{to}: {e}"))?;
         }
         println!("copied the table, JSON and pictures into docs/");
     }
@@ -272,11 +293,12 @@ fn picture_seed(runs: &[(String, u64, PathBuf)]) -> Option<u64> {
     })
 }
 
-/// The SQNR and kernel-distribution pictures of one seed's runs (see [`picture_seed`]).
+/// The SQNR and kernel-distribution pictures of one seed's runs (see [`picture_seed`]), as
+/// `<prefix>-sqnr.png` and `<prefix>-kernels.png`.
 fn pictures(
     repopt: &Path,
     runs: &[(String, u64, PathBuf)],
-    out: &Path,
+    prefix: &Path,
 ) -> Result<Vec<PathBuf>, String> {
     let Some(seed) = picture_seed(runs) else {
         println!("no seed has every run's model: no pictures");
@@ -292,8 +314,8 @@ fn pictures(
         .iter()
         .map(|(_, _, d)| d.display().to_string())
         .collect();
-    let sqnr = out.join("quantization-sqnr.png");
-    let kernels = out.join("quantization-kernels.png");
+    let sqnr = prefix.with_file_name(format!("{}-sqnr.png", file_name(prefix)));
+    let kernels = prefix.with_file_name(format!("{}-kernels.png", file_name(prefix)));
     for (flag, values, png) in [
         ("--quantization", &reports, &sqnr),
         ("--kernels", &dirs, &kernels),
@@ -312,6 +334,12 @@ fn pictures(
         crate::run(command)?;
     }
     Ok(vec![sqnr, kernels])
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

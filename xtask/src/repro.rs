@@ -477,6 +477,57 @@ fn model_checkpoints(dir: &Path) -> impl Iterator<Item = u64> {
         })
 }
 
+/// A finished run: method, seed, folder.
+pub type RunFolder = (String, u64, PathBuf);
+
+/// The converged budget of the reproduction in `out` and the finished runs of its matrix, seed
+/// by seed; an error while there is none.
+pub fn finished_converged(out: &Path) -> Result<(u64, Vec<RunFolder>), String> {
+    let quick = Plan::recorded(out)?
+        .ok_or_else(|| format!("{}: no reproduction (plan.json) here", out.display()))?["quick"]
+        .as_bool()
+        .unwrap_or(false);
+    let plan = Plan::new(&Repro::of_folder(out, quick))?;
+    let epochs = plan.converged_epochs().ok_or_else(|| {
+        format!(
+            "{}: {}",
+            out.display(),
+            converged::budget_line(&plan).trim_end()
+        )
+    })?;
+    let mut runs: Vec<RunFolder> = plan
+        .converged_runs()
+        .into_iter()
+        .filter(Run::finished)
+        .map(|r| (r.method, r.seed, r.dir))
+        .collect();
+    runs.sort_by_key(|(_, seed, _)| *seed);
+    Ok((epochs, runs))
+}
+
+impl Repro {
+    /// The settings that read the plan recorded in `out` and change nothing.
+    fn of_folder(out: &Path, quick: bool) -> Self {
+        Self {
+            quick,
+            data: None,
+            out: out.to_path_buf(),
+            seeds: None,
+            epochs: None,
+            hs_epochs: None,
+            long_epochs: None,
+            doublings: None,
+            docs: false,
+            status: false,
+            report_only: false,
+            export: None,
+            jobs: 1,
+            profile: "release".into(),
+            repopt: None,
+        }
+    }
+}
+
 /// `cargo xtask repro`.
 pub fn repro(settings: &Repro) -> Result<(), String> {
     let plan = Plan::new(settings)?;

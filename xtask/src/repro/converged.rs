@@ -251,6 +251,40 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The int8 study's view: the budget and the finished runs of its matrix, seed by seed,
+    /// read from the folder's recorded plan; an error while there is no budget.
+    #[test]
+    fn the_study_reads_the_finished_converged_runs() {
+        let dir = std::env::temp_dir().join(format!("repro-study-{}", std::process::id()));
+        let plan = doubling_plan(&dir);
+        plan.record().unwrap();
+        let undecided = super::super::finished_converged(&dir).unwrap_err();
+        assert!(undecided.contains("not known"), "{undecided}");
+        checks(
+            &dir,
+            [[80.0, 81.0, 81.2], [78.0, 79.0, 79.4], [79.0, 80.0, 80.3]],
+        );
+        finish(&dir.join("repopt-ones-s0-e20"), 80.0, 20);
+        finish(&dir.join("plain-s1-e20"), 79.0, 20);
+        let (epochs, runs) = super::super::finished_converged(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(epochs, 20);
+        let found: Vec<(&str, u64, &str)> = runs
+            .iter()
+            .map(|(m, s, d)| (m.as_str(), *s, d.file_name().unwrap().to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("repopt", 0, "repopt-long"),
+                ("plain", 0, "plain-long"),
+                ("repvgg", 0, "repvgg-long"),
+                ("repopt-ones", 0, "repopt-ones-s0-e20"),
+                ("plain", 1, "plain-s1-e20"),
+            ]
+        );
+    }
+
     /// No converged matrix while the plan's own schedule is the budget.
     #[test]
     fn a_converged_plan_adds_nothing() {

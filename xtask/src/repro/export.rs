@@ -59,17 +59,17 @@ pub(super) fn export(plan: &Plan, dest: &Path) -> Result<(), String> {
 fn unquantized(run: &Run) -> Option<String> {
     let studied = crate::ptq::METHODS.iter().any(|(m, _)| *m == run.method);
     (studied
-        && run.check == 0
-        && !run.converged
+        && (run.converged || run.check == 0)
         && run.finished()
         && run.dir.join("model.bpk").is_file()
         && !run.dir.join("quantization.json").is_file())
     .then(|| {
         format!(
             "{} has no int8 report and the export keeps no model: run `cargo xtask ptq \
-             --repro {}` first",
+             --repro {}{}` first",
             run.dir.display(),
-            run.dir.parent().unwrap_or(Path::new(".")).display()
+            run.dir.parent().unwrap_or(Path::new(".")).display(),
+            if run.converged { " --converged" } else { "" }
         )
     })
 }
