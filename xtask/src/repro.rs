@@ -962,7 +962,7 @@ struct Finished {
     curve: Vec<f64>,
 }
 
-/// The finished runs of the plan's own matrix (every method and seed on its schedule).
+/// The runs of the plan's own matrix (every method and seed on its schedule).
 fn plan_matrix(plan: &Plan) -> Vec<Run> {
     plan.runs()
         .into_iter()
@@ -1313,21 +1313,9 @@ mod tests {
     /// the profile, `dev`.
     pub(super) fn settings(out: impl Into<PathBuf>) -> Repro {
         Repro {
-            quick: false,
-            data: None,
-            out: out.into(),
-            seeds: None,
-            epochs: None,
-            hs_epochs: None,
-            long_epochs: None,
-            doublings: None,
-            docs: false,
-            status: false,
-            report_only: false,
-            export: None,
             jobs: 2,
             profile: "dev".into(),
-            repopt: None,
+            ..Repro::of_folder(&out.into(), false)
         }
     }
 
