@@ -94,7 +94,8 @@ pub fn ptq(settings: &Ptq) -> Result<(), String> {
         .collect::<Result<_, String>>()?;
     let out = &settings.repro;
     let table = table(&reports);
-    crate::write_text(&out.join(format!("{prefix}.md")), &table)?;
+    let table_md = out.join(format!("{prefix}.md"));
+    crate::write_text(&table_md, &table)?;
     let summary = serde_json::json!({
         "calibration_images": settings.calibration_images,
         "runs": reports.iter().map(|(m, s, r)| serde_json::json!({"method": m, "seed": s, "report": r})).collect::<Vec<_>>(),
@@ -104,14 +105,11 @@ pub fn ptq(settings: &Ptq) -> Result<(), String> {
         &json,
         &serde_json::to_string_pretty(&summary).expect("json"),
     )?;
-    let pictures = pictures(&repopt, &runs, &out.join(&prefix))?;
+    let pictures = pictures(&repopt, &runs, out, &prefix)?;
     println!("\n{table}");
     if settings.docs {
         let mut copies = vec![
-            (
-                out.join(format!("{prefix}.md")),
-                format!("docs/{prefix}-table.md"),
-            ),
+            (table_md, format!("docs/{prefix}-table.md")),
             (json.clone(), format!("docs/{prefix}.json")),
         ];
         copies.extend(
@@ -294,11 +292,12 @@ fn picture_seed(runs: &[(String, u64, PathBuf)]) -> Option<u64> {
 }
 
 /// The SQNR and kernel-distribution pictures of one seed's runs (see [`picture_seed`]), as
-/// `<prefix>-sqnr.png` and `<prefix>-kernels.png`.
+/// `<prefix>-sqnr.png` and `<prefix>-kernels.png` in `out`.
 fn pictures(
     repopt: &Path,
     runs: &[(String, u64, PathBuf)],
-    prefix: &Path,
+    out: &Path,
+    prefix: &str,
 ) -> Result<Vec<PathBuf>, String> {
     let Some(seed) = picture_seed(runs) else {
         println!("no seed has every run's model: no pictures");
@@ -314,8 +313,8 @@ fn pictures(
         .iter()
         .map(|(_, _, d)| d.display().to_string())
         .collect();
-    let sqnr = prefix.with_file_name(format!("{}-sqnr.png", file_name(prefix)));
-    let kernels = prefix.with_file_name(format!("{}-kernels.png", file_name(prefix)));
+    let sqnr = out.join(format!("{prefix}-sqnr.png"));
+    let kernels = out.join(format!("{prefix}-kernels.png"));
     for (flag, values, png) in [
         ("--quantization", &reports, &sqnr),
         ("--kernels", &dirs, &kernels),
@@ -334,12 +333,6 @@ fn pictures(
         crate::run(command)?;
     }
     Ok(vec![sqnr, kernels])
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

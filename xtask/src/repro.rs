@@ -139,6 +139,15 @@ struct Plan {
 /// The methods trained again on the longer schedule of the convergence check.
 pub const LONG_METHODS: [&str; 3] = ["repopt", "plain", "repvgg"];
 
+/// The methods of the convergence check (the two differences the claim rests on) and the
+/// others, each in [`METHODS`] order.
+fn method_groups() -> (Vec<&'static str>, Vec<&'static str>) {
+    METHODS
+        .iter()
+        .map(|(method, _)| *method)
+        .partition(|method| LONG_METHODS.contains(method))
+}
+
 impl Plan {
     /// The plan of `r`: flags first, then the plan recorded in `--out` by an earlier sitting,
     /// then the defaults. A flag that contradicts the recorded plan is an error (the runs under
@@ -276,10 +285,7 @@ impl Plan {
             check: 0,
             converged: false,
         }];
-        let (main, others): (Vec<&str>, Vec<&str>) = METHODS
-            .iter()
-            .map(|(method, _)| *method)
-            .partition(|method| LONG_METHODS.contains(method));
+        let (main, others) = method_groups();
         runs.extend(self.seed_by_seed(&main));
         if self.long_epochs > 0 && self.doublings > 0 {
             runs.extend(LONG_METHODS.iter().map(|method| self.check_run(method, 1)));
@@ -352,10 +358,17 @@ impl Plan {
             .map(|o| o.top1)
     }
 
+    /// `(seed, method)` for every seed of the plan and each of `methods`, seed by seed.
+    fn seed_by_seed_pairs<'a>(
+        &self,
+        methods: &'a [&'a str],
+    ) -> impl Iterator<Item = (u64, &'a str)> + 'a {
+        (0..self.seeds).flat_map(move |seed| methods.iter().map(move |method| (seed, *method)))
+    }
+
     /// The runs of `methods` on the plan's schedule, seed by seed.
     fn seed_by_seed(&self, methods: &[&str]) -> Vec<Run> {
-        (0..self.seeds)
-            .flat_map(|seed| methods.iter().map(move |method| (seed, *method)))
+        self.seed_by_seed_pairs(methods)
             .map(|(seed, method)| Run {
                 method: method.into(),
                 seed,

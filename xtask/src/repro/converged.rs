@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use super::{DOUBLING_POINTS, Finished, LONG_METHODS, METHODS, Plan, Run};
+use super::{DOUBLING_POINTS, Finished, LONG_METHODS, Plan, Run, method_groups};
 
 /// What the convergence check has found so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,6 +21,8 @@ pub(super) enum Budget {
     Undecided,
     /// Some method still moved by [`DOUBLING_POINTS`] or more on the longest schedule allowed.
     NotWithin { epochs: u64 },
+    /// The plan has no convergence check (`--quick`).
+    NoCheck,
 }
 
 impl Plan {
@@ -44,7 +46,7 @@ impl Plan {
     /// The budget every method of the check has converged at.
     pub(super) fn budget(&self) -> Budget {
         if self.long_epochs == 0 || self.doublings == 0 {
-            return Budget::Undecided;
+            return Budget::NoCheck;
         }
         let per_method: Vec<Budget> = LONG_METHODS
             .iter()
@@ -84,15 +86,10 @@ impl Plan {
         if check == 0 {
             return Vec::new();
         }
-        let (main, others): (Vec<&str>, Vec<&str>) = METHODS
-            .iter()
-            .map(|(method, _)| *method)
-            .partition(|method| LONG_METHODS.contains(method));
+        let (main, others) = method_groups();
         [main, others]
             .iter()
-            .flat_map(|methods| {
-                (0..self.seeds).flat_map(move |seed| methods.iter().map(move |m| (seed, *m)))
-            })
+            .flat_map(|methods| self.seed_by_seed_pairs(methods))
             .map(|(seed, method)| self.converged_run(method, seed, check))
             .collect()
     }
@@ -124,10 +121,8 @@ impl Plan {
 
 /// One line saying what the check has decided about the budget (none without a check).
 pub(super) fn budget_line(plan: &Plan) -> String {
-    if plan.long_epochs == 0 || plan.doublings == 0 {
-        return String::new();
-    }
     match plan.budget() {
+        Budget::NoCheck => String::new(),
         Budget::At { check: 0 } => format!(
             "Converged budget: the plan's own {} epochs (doubling changes no checked method's \
              seed-0 top-1 by {DOUBLING_POINTS} points)\n",
@@ -221,7 +216,7 @@ mod tests {
             [[80.0, 81.0, 81.2], [78.0, 79.0, 79.4], [79.0, 80.0, 80.3]],
         );
         let matrix = plan.converged_runs();
-        assert_eq!(matrix.len(), 3 * METHODS.len());
+        assert_eq!(matrix.len(), 3 * super::super::METHODS.len());
         let labels: Vec<&str> = matrix[..6].iter().map(name).collect();
         assert_eq!(
             labels,
