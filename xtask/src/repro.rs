@@ -27,6 +27,7 @@ use crate::stats;
 
 mod converged;
 mod export;
+mod mirror;
 
 /// Settings of a reproduction (`cargo xtask repro`).
 #[derive(clap::Args, Debug, Clone)]
@@ -76,6 +77,14 @@ pub struct Repro {
     /// `--out` at a copy of that folder.
     #[arg(long, value_name = "DIR")]
     pub export: Option<PathBuf>,
+    /// While training, export into this folder as --export does, every --mirror-minutes and
+    /// once when the training stops, so that a sitting's progress survives a machine that keeps
+    /// nothing between sittings (e.g. the repository's results folder, committed at the end).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["export", "status", "report_only"])]
+    pub mirror: Option<PathBuf>,
+    /// Minutes between the exports of --mirror.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub mirror_minutes: u64,
     /// Runs trained at the same time. One training process keeps about 1.2 of 2 cores busy;
     /// two side by side train ≈ 1.8× as many images per second.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
@@ -534,6 +543,8 @@ impl Repro {
             status: false,
             report_only: false,
             export: None,
+            mirror: None,
+            mirror_minutes: 30,
             jobs: 1,
             profile: "release".into(),
             repopt: None,
@@ -567,8 +578,21 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
         Some(path) => path.clone(),
         None => crate::binary("repopt-train", "repopt", &settings.profile)?,
     };
-    // A finished convergence check can call for a longer schedule: plan again after each
-    // round until it names no run this sitting has not handed out yet.
+    let train = || train_planned(&plan, settings.jobs, &data, &repopt);
+    match &settings.mirror {
+        Some(dest) => {
+            export::check_destination(&plan, dest)?;
+            let every = std::time::Duration::from_secs(60 * settings.mirror_minutes);
+            mirror::mirrored(&plan, dest, every, train)?;
+        }
+        None => train()?,
+    }
+    report(&plan, settings.docs, &repopt)
+}
+
+/// Trains every run `plan` names. A finished convergence check can call for a longer schedule:
+/// plans again after each round until it names no run this sitting has not handed out yet.
+fn train_planned(plan: &Plan, jobs: u64, data: &str, repopt: &Path) -> Result<(), String> {
     let mut handed_out = std::collections::HashSet::new();
     loop {
         let pending: Vec<Run> = plan
@@ -577,11 +601,10 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
             .filter(|r| !r.finished() && handed_out.insert(r.dir.clone()))
             .collect();
         if pending.is_empty() {
-            break;
+            return Ok(());
         }
-        train_all(Queue::new(pending), settings.jobs, &plan, &data, &repopt)?;
+        train_all(Queue::new(pending), jobs, plan, data, repopt)?;
     }
-    report(&plan, settings.docs, &repopt)
 }
 
 /// Trains the runs of `queue` with `jobs` workers; the first failure stops the hand-out.

@@ -24,12 +24,7 @@ const CHECKPOINT_RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
 
 /// Copies the plan and every run of `plan` into `dest` (see the module documentation).
 pub(super) fn export(plan: &Plan, dest: &Path) -> Result<(), String> {
-    if same_folder(&plan.out, dest) {
-        return Err(format!(
-            "--export {} is the reproduction's own folder; choose another",
-            dest.display()
-        ));
-    }
+    check_destination(plan, dest)?;
     copy(&Plan::record_path(&plan.out), &Plan::record_path(dest))?;
     for run in plan.runs() {
         if !run.dir.is_dir() {
@@ -51,6 +46,17 @@ pub(super) fn export(plan: &Plan, dest: &Path) -> Result<(), String> {
         }
     }
     println!("exported into {}", dest.display());
+    Ok(())
+}
+
+/// An error unless `dest` is a folder other than the reproduction's own.
+pub(super) fn check_destination(plan: &Plan, dest: &Path) -> Result<(), String> {
+    if same_folder(&plan.out, dest) {
+        return Err(format!(
+            "export folder {} is the reproduction's own folder; choose another",
+            dest.display()
+        ));
+    }
     Ok(())
 }
 
