@@ -19,7 +19,7 @@ pub struct Ptq {
     #[arg(long, default_value = "runs/repro")]
     pub repro: PathBuf,
     /// Training images the activation ranges are calibrated on.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = CALIBRATION_IMAGES)]
     pub calibration_images: u64,
     /// Copy the table, JSON and pictures into docs/ (quantization-*).
     #[arg(long)]
@@ -41,6 +41,25 @@ pub const METHODS: [(&str, &str); 3] = [
     ("plain", "plain target + SGD (BN folded)"),
 ];
 
+/// Training images the study calibrates on by default (`--calibration-images`).
+pub const CALIBRATION_IMAGES: u64 = 1000;
+
+/// Whether the study covers `method`'s runs.
+pub fn studies(method: &str) -> bool {
+    METHODS.iter().any(|(m, _)| *m == method)
+}
+
+/// `repopt quantize --run dir`: every scheme, reported in the run's `quantization.json`.
+pub fn quantize_command(repopt: &Path, dir: &Path, calibration_images: u64) -> Command {
+    let mut command = Command::new(repopt);
+    command
+        .arg("quantize")
+        .arg("--run")
+        .arg(dir)
+        .args(["--calibration-images", &calibration_images.to_string()]);
+    command
+}
+
 /// `cargo xtask ptq`.
 pub fn ptq(settings: &Ptq) -> Result<(), String> {
     let repopt = match &settings.repopt {
@@ -53,7 +72,7 @@ pub fn ptq(settings: &Ptq) -> Result<(), String> {
             let (epochs, runs) = crate::repro::finished_converged(&settings.repro)?;
             let runs = runs
                 .into_iter()
-                .filter(|(method, _, _)| METHODS.iter().any(|(m, _)| m == method))
+                .filter(|(method, _, _)| studies(method))
                 .collect();
             (runs, format!("quantization-{epochs}ep"))
         }
@@ -74,12 +93,7 @@ pub fn ptq(settings: &Ptq) -> Result<(), String> {
     }
     for (_, _, dir) in &runs {
         if !complete_report(&dir.join("quantization.json")) {
-            let mut command = Command::new(&repopt);
-            command.arg("quantize").arg("--run").arg(dir).args([
-                "--calibration-images",
-                &settings.calibration_images.to_string(),
-            ]);
-            crate::run(command)?;
+            crate::run(quantize_command(&repopt, dir, settings.calibration_images))?;
         }
     }
     let reports: Vec<(String, u64, serde_json::Value)> = runs

@@ -667,11 +667,35 @@ fn train(run: &Run, plan: &Plan, data: &str, scales: &Path, repopt: &Path) -> Re
     let mut command = Command::new(repopt);
     command
         .args(run.args(plan, data, &scales.display().to_string()))
-        .stdout(log)
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(err);
     crate::run(command).map_err(|e| format!("{e}; see {}", log_path.display()))?;
     println!("== {} seed {} finished", run.label(), run.seed);
+    if !plan.quick && crate::ptq::studies(&run.method) {
+        quantize(run, repopt, log, &log_path);
+    }
     Ok(())
+}
+
+/// The int8 report of a finished run of the study (`quantization.json`), made while its model
+/// is on this machine: no export keeps models. Its output goes to the run's log; a failure is
+/// reported and leaves the run finished (`cargo xtask ptq` makes the report later).
+fn quantize(run: &Run, repopt: &Path, log: std::fs::File, log_path: &Path) {
+    let mut command =
+        crate::ptq::quantize_command(repopt, &run.dir, crate::ptq::CALIBRATION_IMAGES);
+    let quantized = log.try_clone().map_err(|e| e.to_string()).and_then(|err| {
+        command.stdout(log).stderr(err);
+        crate::run(command)
+    });
+    match quantized {
+        Ok(()) => println!("== {} seed {}: int8 report written", run.label(), run.seed),
+        Err(e) => println!(
+            "== {} seed {}: warning: no int8 report ({e}; see {}); `cargo xtask ptq` makes it",
+            run.label(),
+            run.seed,
+            log_path.display()
+        ),
+    }
 }
 
 /// The runs still to train, handed out to parallel workers: a run that needs the searched
@@ -1378,6 +1402,64 @@ mod tests {
         assert_eq!(run.epochs_done(), 1);
         assert!(run.args(&plan, "D", "S").contains(&"--resume".to_string()));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A stand-in for `repopt` at `dir/repopt` that appends its arguments to `dir/calls` and
+    /// fails `repopt quantize` when `quantize_fails`.
+    #[cfg(unix)]
+    fn fake_repopt(dir: &Path, quantize_fails: bool) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let (script, calls) = (dir.join("repopt"), dir.join("calls"));
+        let exit = if quantize_fails { 1 } else { 0 };
+        let text = format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$1\" = quantize ] && exit {exit}\nexit 0\n",
+            calls.display()
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    /// In a full reproduction a finished run of the int8 study (RepOpt-VGG, RepVGG, plain) is
+    /// quantized at once, its output in the run's log; other methods and the quick version are
+    /// not, and a failed quantization leaves the run trained.
+    #[cfg(unix)]
+    #[test]
+    fn a_finished_run_of_the_study_is_quantized_where_it_trained() {
+        let root = std::env::temp_dir().join(format!("repro-int8-{}", std::process::id()));
+        let calls = |dir: &Path| std::fs::read_to_string(dir.join("calls")).unwrap_or_default();
+        for (quick, quantize_fails) in [(false, false), (false, true), (true, false)] {
+            let dir = root.join(format!("{quick}-{quantize_fails}"));
+            let repopt = fake_repopt(&dir, quantize_fails);
+            let plan = Plan::new(&Repro {
+                quick,
+                ..settings(dir.join("out"))
+            })
+            .unwrap();
+            let runs = plan.runs();
+            for method in ["repopt", "repopt-ones"] {
+                let run = runs.iter().find(|r| r.method == method).unwrap();
+                train(run, &plan, "D", Path::new("S"), &repopt).unwrap();
+            }
+            let lines: Vec<String> = calls(&dir).lines().map(String::from).collect();
+            let repopt_dir = plan.run_dir("repopt", 0);
+            let quantized = format!(
+                "quantize --run {} --calibration-images 1000",
+                repopt_dir.display()
+            );
+            let expected_calls = if quick { 2 } else { 3 };
+            assert_eq!(lines.len(), expected_calls, "{lines:?}");
+            assert!(lines[0].starts_with("train --method repopt "), "{lines:?}");
+            assert_eq!(lines.contains(&quantized), !quick, "{lines:?}");
+            assert!(
+                lines
+                    .last()
+                    .unwrap()
+                    .starts_with("train --method repopt-ones ")
+            );
+        }
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     /// A later sitting takes the recorded plan; a contradicting flag is refused.
