@@ -41,10 +41,12 @@ fn killed_mid_epoch_resumes_to_the_same_weights() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the first epoch's checkpoint is complete, then kill during the second epoch.
-    let first = killed.join("checkpoint/scheduler-1.bpk");
+    // Wait until the first epoch's checkpoint is complete (its three records, each written to a
+    // temporary name and renamed), then kill during the second epoch.
+    let first =
+        ["model", "optim", "scheduler"].map(|r| killed.join(format!("checkpoint/{r}-1.bpk")));
     let started = Instant::now();
-    while !first.is_file() {
+    while !first.iter().all(|record| record.is_file()) {
         assert!(
             started.elapsed() < Duration::from_secs(300),
             "no checkpoint after 5 minutes"
