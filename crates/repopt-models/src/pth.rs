@@ -26,7 +26,7 @@ pub(crate) fn open_state_dict(
         return top.map_err(|e| file_error(path, e.to_string()));
     }
     let top_note = match &top {
-        Ok(_) => format!("its top level has no {what}"),
+        Ok(reader) => format!("its top level has no {what} ({})", some_keys(reader)),
         Err(e) => format!("not a readable PyTorch file ({e})"),
     };
     match PytorchReader::with_top_level_key(path, "model") {
@@ -37,11 +37,27 @@ pub(crate) fn open_state_dict(
                 "{top_note}, and neither has its `model` entry: not scales of this architecture"
             ),
         )),
+        // A readable file without a `model` entry: the reader's error lists every key again.
+        Err(_) if top.is_ok() => Err(file_error(
+            path,
+            format!("{top_note}, and no `model` entry (a checkpoint's)"),
+        )),
         Err(e) => Err(file_error(
             path,
             format!("{top_note}, and it has no readable `model` entry (a checkpoint's): {e}"),
         )),
     }
+}
+
+/// How many tensors `reader` holds and the first few names, sorted: enough to tell which
+/// architecture's file it is without listing hundreds of keys.
+fn some_keys(reader: &PytorchReader) -> String {
+    const SHOWN: usize = 3;
+    let mut keys = reader.keys();
+    keys.sort();
+    let shown: Vec<String> = keys.iter().take(SHOWN).map(|k| format!("`{k}`")).collect();
+    let more = if keys.len() > SHOWN { ", …" } else { "" };
+    format!("{} tensors: {}{more}", keys.len(), shown.join(", "))
 }
 
 /// Tensor `key` as `expected` `f32` values, `None` when absent; `per` says what one value is

@@ -278,4 +278,11 @@ fn official_pth_errors_are_clear() {
     let err = VggScales::load(&foreign, RepOptVggConfig::preset("b1").as_ref()).unwrap_err();
     assert!(err.to_string().contains("foreign.pth"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+    // Another architecture's scales: a short line naming what the file holds instead.
+    let Some(ghost) = shared_file("official_scales/RepOptGhostNet_0_5x_scales.pth") else {
+        return;
+    };
+    let err = VggScales::load(&ghost, Some(&a0)).unwrap_err().to_string();
+    assert!(err.contains("64 tensors: `blocks.0.0.ghost1."), "{err}");
+    assert!(err.len() < 400, "{} characters: {err}", err.len());
 }

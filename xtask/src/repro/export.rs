@@ -63,7 +63,7 @@ pub(super) fn check_destination(plan: &Plan, dest: &Path) -> Result<(), String> 
 /// A warning when `run` is finished and has the model the int8 study reads but no report of it
 /// (`quantization.json`): the export keeps no models, so the study could not cover it later.
 fn unquantized(run: &Run) -> Option<String> {
-    let studied = crate::ptq::METHODS.iter().any(|(m, _)| *m == run.method);
+    let studied = crate::ptq::studies(&run.method);
     (studied
         && (run.converged || run.check == 0)
         && run.finished()
