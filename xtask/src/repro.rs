@@ -25,6 +25,7 @@ use std::process::Command;
 
 use crate::stats;
 
+mod collapses;
 mod converged;
 mod export;
 mod mirror;
@@ -920,14 +921,19 @@ fn median_epoch_seconds(dir: &Path) -> Option<f64> {
 
 /// The per-epoch test top-1 of a run (`valid_top1` of its metrics.csv), in epoch order.
 fn test_curve(dir: &Path) -> Result<Vec<f64>, String> {
+    metric_curve(dir, "valid_top1")
+}
+
+/// Column `name` of a run's metrics.csv (`train_top1`, `valid_top1`, …), in epoch order.
+fn metric_curve(dir: &Path, name: &str) -> Result<Vec<f64>, String> {
     let path = dir.join("metrics.csv");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     let column = header
         .iter()
-        .position(|c| *c == "valid_top1")
-        .ok_or_else(|| format!("{}: no valid_top1 column", path.display()))?;
+        .position(|c| *c == name)
+        .ok_or_else(|| format!("{}: no {name} column", path.display()))?;
     lines
         .map(|line| {
             line.split(',')
@@ -1072,6 +1078,8 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
     table.push_str(&differences_md);
     table.push_str(&plateau_line(&runs));
     table.push_str(&convergence_check(plan));
+    let (collapses_md, collapses_json) = collapses::section(plan);
+    table.push_str(&collapses_md);
     let (converged_md, converged_json) = converged::section(plan, &collect(plan.converged_runs())?);
     table.push_str(&converged_md);
     table.push_str(&scales_section(plan, repopt)?);
@@ -1081,7 +1089,7 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
     let json = out.join("results.json");
     crate::write_text(
         &json,
-        &results_json(plan, &runs, differences, converged_json),
+        &results_json(plan, &runs, differences, converged_json, collapses_json),
     )?;
     let (curves_png, scales_png) = pictures(plan, repopt)?;
     println!(
@@ -1240,12 +1248,14 @@ fn scales_section(plan: &Plan, repopt: &Path) -> Result<String, String> {
 }
 
 /// results.json: the protocol, every run's top-1 and per-epoch curve, and the differences.
-/// The converged matrix (`converged`) is its own entry, `null` until the budget is known.
+/// The converged matrix (`converged`) is its own entry, `null` until the budget is known;
+/// `collapses` holds every finished run's training collapses ([`collapses`]).
 fn results_json(
     plan: &Plan,
     runs: &[Finished],
     differences: Vec<serde_json::Value>,
     converged: Option<serde_json::Value>,
+    collapses: serde_json::Value,
 ) -> String {
     let long: Vec<serde_json::Value> = plan
         .runs()
@@ -1268,11 +1278,13 @@ fn results_json(
             "flags": plan.common("DATA"),
             "plateau_points": PLATEAU_POINTS,
             "doubling_points": DOUBLING_POINTS,
+            "collapse_points": collapses::COLLAPSE_POINTS,
         },
         "runs": per_run_json(runs),
         "long_runs": long,
         "differences": differences,
         "converged": converged,
+        "collapses": collapses,
     });
     serde_json::to_string_pretty(&document).expect("json")
 }
