@@ -196,7 +196,9 @@ pub struct RunConfig {
     /// Evaluate on a random subset of this many test images.
     #[arg(long)]
     pub test_limit: Option<usize>,
-    /// Skip unreadable images of an image folder (and report how many) instead of failing.
+    /// Decode every image of an image folder before training and skip the unreadable ones
+    /// (reporting how many) instead of failing. Without it every file's header is read at the
+    /// start, and the first empty or foreign file stops the run there.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
           default_value_t = RunConfig::default().skip_invalid)]
     pub skip_invalid: bool,

@@ -135,13 +135,15 @@ fn open_splits(config: &RunConfig, format: DataFormat) -> Result<Splits> {
 
 /// The image folders `train/` and `test/` (or `val/`) of `dir`, which must hold the same
 /// classes; with `skip_invalid`, every image is decoded once and unreadable ones are skipped;
-/// decoded images kept in memory as `cache` says.
+/// without, every file's header is read, so that an empty or foreign file stops the run before
+/// it trains rather than when a batch first reaches it; decoded images kept in memory as
+/// `cache` says.
 fn open_image_folders(dir: &Path, skip_invalid: bool, cache: CacheImages) -> Result<Splits> {
     let options = ImageFolderOptions {
         validation: if skip_invalid {
             Validation::Decode
         } else {
-            Validation::None
+            Validation::Header
         },
         skip_invalid,
         ..ImageFolderOptions::default()

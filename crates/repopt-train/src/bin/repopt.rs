@@ -50,7 +50,8 @@ fn main() -> ExitCode {
             ExitCode::from(141)
         }
         Ok(Err(error)) => {
-            eprintln!("error: {}", joined(&error.to_string()));
+            let message = joined(&error.to_string());
+            eprintln!("error: {message}{}", hint(&message));
             ExitCode::FAILURE
         }
         Err(payload) => {
@@ -94,6 +95,17 @@ fn joined(message: &str) -> String {
         .join(" ")
 }
 
+/// What to do about an error whose remedy is a flag: an unreadable image (at opening or, for
+/// a file whose header reads but whose pixels do not, when a batch reaches it).
+fn hint(message: &str) -> &'static str {
+    if message.contains(": cannot decode image: ") {
+        " (replace or remove the file; --skip-invalid decodes every image before training and \
+         leaves the unreadable ones out)"
+    } else {
+        ""
+    }
+}
+
 /// clap's error report in one line: its first line and its tip, without the usage block.
 fn one_line(report: &str) -> String {
     let mut lines = report.lines().map(str::trim).filter(|l| !l.is_empty());
@@ -118,5 +130,14 @@ mod tests {
             "training failed: step 3 caused by: NaN loss ; checkpoints in x"
         );
         assert_eq!(joined("one line"), "one line");
+    }
+
+    #[test]
+    fn an_unreadable_image_names_the_flag_that_skips_it() {
+        let opening = "x/train/a/1.png: cannot decode image: unexpected end of file";
+        assert!(hint(opening).contains("--skip-invalid"));
+        let training = format!("training failed: Dataset error: worker 1 failed: {opening}; ...");
+        assert!(hint(&training).contains("--skip-invalid"));
+        assert_eq!(hint("x: no such data folder"), "");
     }
 }
