@@ -169,16 +169,24 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         let metadata = event.metadata();
+        let mut fields = String::new();
+        ctx.format_fields(Writer::new(&mut fields), event)?;
+        if *metadata.level() == Level::ERROR && fields.starts_with(LEARNER_STOPPED) {
+            return Ok(());
+        }
         match *metadata.level() {
             Level::ERROR => write!(writer, "error: ")?,
             Level::WARN => write!(writer, "warning: ")?,
             Level::INFO => {}
             level => write!(writer, "{} {}: ", level.as_str(), metadata.target())?,
         }
-        ctx.format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        writeln!(writer, "{fields}")
     }
 }
+
+/// How Burn's Learner logs the error that stopped it. The trainer returns that error, and the
+/// CLI prints it as its one line; on stderr Burn's copy is left out (the run log keeps it).
+const LEARNER_STOPPED: &str = "Stopped by an error: ";
 
 #[cfg(test)]
 mod tests {

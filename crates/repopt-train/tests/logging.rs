@@ -58,3 +58,54 @@ fn quiet_and_verbose_change_stderr_only() {
         assert!(log.contains("burn_train"), "{run}: {log}");
     }
 }
+
+/// An image whose header reads but whose pixels do not stops training when a batch reaches
+/// it: one line on stderr (not also Burn's copy of the error), naming the file, the flag that
+/// skips such files and where the checkpoints are; Burn's copy stays in experiment.log.
+#[test]
+fn an_error_while_training_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    let mut noise = 7u32;
+    for split in ["train", "test"] {
+        for class in ["a", "b"] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..4 {
+                let image = image::RgbImage::from_fn(16, 16, |_, _| {
+                    noise = noise.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    image::Rgb([(noise >> 24) as u8, (noise >> 16) as u8, (noise >> 8) as u8])
+                });
+                image.save(dir.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+    let cut = root.join("train/a/2.png");
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out = tmp.path().join("run");
+    let output = common::repopt(&[
+        "-q",
+        "train",
+        "--method",
+        "plain",
+        "--data",
+        root.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("train/a/2.png"), "{stderr}");
+    assert!(stderr.contains("--skip-invalid"), "{stderr}");
+    assert!(stderr.contains("checkpoints in"), "{stderr}");
+    let log = std::fs::read_to_string(out.join("experiment.log")).unwrap();
+    assert!(log.contains("Stopped by an error"), "{log}");
+}
