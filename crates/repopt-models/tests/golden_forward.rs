@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use common::*;
 use repopt_models::weights::load_torch_tensors;
-use repopt_models::{BlockMode, RepOptVgg};
+use repopt_models::{BlockMode, RepOptVgg, decays_weight};
 
 fn check_forward(file_name: &str, mode: BlockMode) {
     let (file, _) = golden(file_name);
@@ -95,4 +95,67 @@ fn csla_forward_matches_official() {
 #[test]
 fn repvgg_forward_matches_official() {
     check_forward("forward_repvgg.safetensors", BlockMode::RepVgg);
+}
+
+/// The weight-decay groups are the official `set_weight_decay`'s, which reads PyTorch names:
+/// a tensor decays when its name contains `identity.weight`, otherwise unless it is 1-D or a
+/// bias. Applied to the official models' names (the golden files), that decays the RepVGG
+/// mode's identity-branch BN weight (`bn_identity.weight`) and the search mode's identity
+/// scales; `decays_weight`, which reads this crate's paths, must decay the same tensors (it
+/// would not if a BN's weight were named as Burn's own BN names it, `gamma`).
+#[test]
+fn weight_decay_groups_are_the_official_ones() {
+    for (file_name, mode, identity) in [
+        ("forward_target.safetensors", BlockMode::Target, None),
+        (
+            "forward_csla_hs.safetensors",
+            BlockMode::HyperSearch,
+            Some("scale_identity.weight"),
+        ),
+        (
+            "forward_repvgg.safetensors",
+            BlockMode::RepVgg,
+            Some("bn_identity.weight"),
+        ),
+    ] {
+        let (file, _) = golden(file_name);
+        let official: Vec<(String, Vec<usize>)> = with_prefix(&file, "model")
+            .into_iter()
+            .filter(|(name, _)| !name.contains("running_") && !name.contains("num_batches"))
+            .map(|(name, data)| (name, data.shape().to_vec()))
+            .collect();
+        let official_rule = |name: &str, shape: &[usize]| {
+            name.contains("identity.weight") || !(shape.len() == 1 || name.ends_with(".bias"))
+        };
+        let decayed = |groups: Vec<(bool, usize)>| {
+            let chosen: Vec<usize> = groups.iter().filter(|g| g.0).map(|g| g.1).collect();
+            (chosen.len(), chosen.iter().sum::<usize>())
+        };
+        let expected = decayed(
+            official
+                .iter()
+                .map(|(n, s)| (official_rule(n, s), s.iter().product()))
+                .collect(),
+        );
+        let model = tiny().with_mode(mode).init(&device());
+        let params: Vec<_> = repopt_core::param_infos(&model)
+            .into_iter()
+            .filter(|p| !p.path.contains("running_"))
+            .collect();
+        assert_eq!(params.len(), official.len(), "{mode}: parameter count");
+        let ours = decayed(
+            params
+                .iter()
+                .map(|p| (decays_weight(p), p.shape.iter().product()))
+                .collect(),
+        );
+        assert_eq!(ours, expected, "{mode}: decayed (tensors, elements)");
+        if let Some(identity) = identity {
+            let named = official.iter().filter(|(n, _)| n.ends_with(identity));
+            assert!(
+                named.count() > 0,
+                "{mode}: no `{identity}` in the official names"
+            );
+        }
+    }
 }
