@@ -29,6 +29,9 @@ mod collapses;
 mod converged;
 mod export;
 mod mirror;
+mod queue;
+
+use queue::Queue;
 
 /// Settings of a reproduction (`cargo xtask repro`).
 #[derive(clap::Args, Debug, Clone)]
@@ -593,31 +596,11 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
     report(&plan, settings.docs, &repopt)
 }
 
-/// Trains every run `plan` names. A finished convergence check can call for a longer schedule:
-/// plans again after each round until it names no run this sitting has not handed out yet.
+/// Trains every run `plan` names with `jobs` workers; the first failure stops the hand-out. A
+/// finished convergence check can call for a longer schedule: the queue plans again whenever
+/// it runs dry, so a free worker takes such a run while the others still train.
 fn train_planned(plan: &Plan, jobs: u64, data: &str, repopt: &Path) -> Result<(), String> {
-    let mut handed_out = std::collections::HashSet::new();
-    loop {
-        let pending: Vec<Run> = plan
-            .runs()
-            .into_iter()
-            .filter(|r| !r.finished() && handed_out.insert(r.dir.clone()))
-            .collect();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        train_all(Queue::new(pending), jobs, plan, data, repopt)?;
-    }
-}
-
-/// Trains the runs of `queue` with `jobs` workers; the first failure stops the hand-out.
-fn train_all(
-    queue: Queue,
-    jobs: u64,
-    plan: &Plan,
-    data: &str,
-    repopt: &Path,
-) -> Result<(), String> {
+    let queue = Queue::new(plan);
     let scales = plan.hs_dir().join("scales.safetensors");
     std::thread::scope(|scope| {
         for _ in 0..jobs {
@@ -698,63 +681,6 @@ fn quantize(run: &Run, repopt: &Path, log: std::fs::File, log_path: &Path) {
             run.seed,
             log_path.display()
         ),
-    }
-}
-
-/// The runs still to train, handed out to parallel workers: a run that needs the searched
-/// scales waits until the search has written them; the first failure stops the hand-out.
-struct Queue {
-    state: std::sync::Mutex<QueueState>,
-}
-
-struct QueueState {
-    pending: Vec<Run>,
-    error: Option<String>,
-}
-
-impl Queue {
-    fn new(pending: Vec<Run>) -> Self {
-        Self {
-            state: std::sync::Mutex::new(QueueState {
-                pending,
-                error: None,
-            }),
-        }
-    }
-
-    /// The next run ready to train; waits while only runs that need the scales remain.
-    fn next(&self, scales: &Path) -> Option<Run> {
-        loop {
-            {
-                let mut state = self.state.lock().expect("queue");
-                if state.error.is_some() || state.pending.is_empty() {
-                    return None;
-                }
-                let hs_pending = state.pending.iter().any(|r| r.method == "hs");
-                let ready = state
-                    .pending
-                    .iter()
-                    .position(|r| !r.needs_scales() || (!hs_pending && scales.is_file()));
-                if let Some(i) = ready {
-                    return Some(state.pending.remove(i));
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_secs(5));
-        }
-    }
-
-    fn done(&self, result: Result<(), String>) {
-        if let Err(e) = result {
-            let mut state = self.state.lock().expect("queue");
-            state.error.get_or_insert(e);
-        }
-    }
-
-    fn result(&self) -> Result<(), String> {
-        match self.state.lock().expect("queue").error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
     }
 }
 
