@@ -67,39 +67,19 @@ fn an_error_while_training_is_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
     let mut noise = 7u32;
-    for split in ["train", "test"] {
-        for class in ["a", "b"] {
-            let dir = root.join(split).join(class);
-            std::fs::create_dir_all(&dir).unwrap();
-            for i in 0..4 {
-                let image = image::RgbImage::from_fn(16, 16, |_, _| {
-                    noise = noise.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                    image::Rgb([(noise >> 24) as u8, (noise >> 16) as u8, (noise >> 8) as u8])
-                });
-                image.save(dir.join(format!("{i}.png"))).unwrap();
-            }
-        }
-    }
+    common::two_class_folder(&root, 4, || {
+        image::RgbImage::from_fn(16, 16, |_, _| {
+            noise = noise.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            image::Rgb([(noise >> 24) as u8, (noise >> 16) as u8, (noise >> 8) as u8])
+        })
+    });
     let cut = root.join("train/a/2.png");
     let bytes = std::fs::read(&cut).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let out = tmp.path().join("run");
-    let output = common::repopt(&[
-        "-q",
-        "train",
-        "--method",
-        "plain",
-        "--data",
-        root.to_str().unwrap(),
-        "--preset",
-        "tiny",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let mut args = vec!["-q".to_string()];
+    args.extend(common::tiny_train_folder("plain", &root, 4, &out));
+    let output = common::repopt(&args);
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");

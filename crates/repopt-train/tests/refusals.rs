@@ -130,30 +130,12 @@ fn an_empty_class_folder_is_refused_naming_it() {
 fn an_unreadable_image_is_refused_before_training() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    for split in ["train", "test"] {
-        for class in ["a", "b"] {
-            let dir = root.join(split).join(class);
-            std::fs::create_dir_all(&dir).unwrap();
-            for i in 0..4 {
-                image::RgbImage::new(8, 8)
-                    .save(dir.join(format!("{i}.png")))
-                    .unwrap();
-            }
-        }
-    }
+    common::two_class_folder(&root, 4, || image::RgbImage::new(8, 8));
     let empty = root.join("train/b/empty.png");
     std::fs::write(&empty, b"").unwrap();
     let run = |out: &std::path::Path, extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--method",
-            "plain",
-            "--data",
-            root.to_str().unwrap(),
-        ];
-        args.extend(["--preset", "tiny", "--epochs", "1", "--batch-size", "4"]);
-        args.extend(["--out", out.to_str().unwrap()]);
-        args.extend(extra);
+        let mut args = common::tiny_train_folder("plain", &root, 4, out);
+        args.extend(extra.iter().map(|a| a.to_string()));
         common::repopt(&args)
     };
     let out = tmp.path().join("run");

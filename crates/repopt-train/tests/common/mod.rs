@@ -284,6 +284,20 @@ pub fn tiny_train_folder(
     args
 }
 
+/// Writes an image folder at `root`: `train/` and `test/`, each with classes `a` and `b` of
+/// `per_class` PNGs `0.png`, `1.png`, … made by `image`.
+pub fn two_class_folder(root: &Path, per_class: usize, mut image: impl FnMut() -> image::RgbImage) {
+    for split in ["train", "test"] {
+        for class in ["a", "b"] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..per_class {
+                image().save(dir.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+}
+
 /// The tiny RepOpt-VGG (full width) for Fashion-MNIST: one input channel, ten classes.
 pub fn tiny_gray() -> repopt_models::RepOptVggConfig {
     repopt_models::RepOptVggConfig::preset("tiny")
