@@ -37,7 +37,8 @@ struct Trained {
     method: String,
     seed: u64,
     epochs: u64,
-    train_top1: Vec<f64>,
+    collapses: Vec<(usize, f64)>,
+    largest_fall: f64,
 }
 
 /// Every finished training run of `plan` (its matrix, the convergence checks and the converged
@@ -47,9 +48,11 @@ fn trained(plan: &Plan) -> Vec<Trained> {
         .into_iter()
         .filter(|run| run.method != "hs" && run.finished())
         .filter_map(|run| {
+            let train_top1 = metric_curve(&run.dir, "train_top1").ok()?;
             Some(Trained {
                 folder: run.dir.file_name()?.to_string_lossy().into_owned(),
-                train_top1: metric_curve(&run.dir, "train_top1").ok()?,
+                collapses: collapses(&train_top1),
+                largest_fall: largest_fall(&train_top1),
                 method: run.method,
                 seed: run.seed,
                 epochs: run.epochs,
@@ -76,13 +79,13 @@ pub(super) fn section(plan: &Plan) -> (String, serde_json::Value) {
         if mine.is_empty() {
             continue;
         }
-        let (collapsed, stable): (Vec<&Trained>, Vec<&Trained>) = mine
-            .iter()
-            .partition(|r| !collapses(&r.train_top1).is_empty());
+        let (collapsed, stable): (Vec<&Trained>, Vec<&Trained>) =
+            mine.iter().partition(|r| !r.collapses.is_empty());
         let listed: Vec<String> = collapsed
             .iter()
             .map(|r| {
-                let events: Vec<String> = collapses(&r.train_top1)
+                let events: Vec<String> = r
+                    .collapses
                     .iter()
                     .map(|(epoch, fall)| format!("{epoch} −{fall:.1}"))
                     .collect();
@@ -91,7 +94,7 @@ pub(super) fn section(plan: &Plan) -> (String, serde_json::Value) {
             .collect();
         let calm = stable
             .iter()
-            .map(|r| largest_fall(&r.train_top1))
+            .map(|r| r.largest_fall)
             .fold(None, |m: Option<f64>, f| Some(m.map_or(f, |m| m.max(f))));
         md.push_str(&format!(
             "| {method} | {} | {} | {} | {} |\n",
@@ -110,8 +113,8 @@ pub(super) fn section(plan: &Plan) -> (String, serde_json::Value) {
         .map(|r| {
             serde_json::json!({
                 "run": r.folder, "method": r.method, "seed": r.seed, "epochs": r.epochs,
-                "collapses": collapses(&r.train_top1),
-                "largest_fall": largest_fall(&r.train_top1),
+                "collapses": r.collapses,
+                "largest_fall": r.largest_fall,
             })
         })
         .collect();
