@@ -289,8 +289,10 @@ impl Plan {
     /// main questions first: the search; RepOpt-VGG, plain SGD and RepVGG seed by seed (the two
     /// differences the claim rests on); the convergence check's first longer schedule; the
     /// other methods seed by seed; then the further longer schedules that the finished checks
-    /// call for ([`Plan::calls_for`]), so the plan grows as checks finish; last the matrix on
-    /// the converged budget once the checks have found one ([`converged`]).
+    /// call for ([`Plan::calls_for`]), so the plan grows as checks finish; then the matrix on
+    /// the converged budget once the checks have found one ([`converged`]); last, once the
+    /// budget is decided, the unfinished longer schedules of the methods whose check collapsed,
+    /// which the budget does not wait for.
     fn runs(&self) -> Vec<Run> {
         let mut runs = vec![Run {
             method: "hs".into(),
@@ -306,18 +308,36 @@ impl Plan {
             runs.extend(LONG_METHODS.iter().map(|method| self.check_run(method, 1)));
         }
         runs.extend(self.seed_by_seed(&others));
-        for check in 2..=self.doublings {
-            runs.extend(
-                LONG_METHODS
-                    .iter()
-                    .filter(|method| self.calls_for(method, check) == Some(true))
-                    .map(|method| self.check_run(method, check)),
-            );
-        }
+        let collapsed = self.collapsed_checks();
+        let longer = |methods: &[&str]| -> Vec<Run> {
+            (2..=self.doublings)
+                .flat_map(|check| {
+                    methods
+                        .iter()
+                        .filter(move |method| self.calls_for(method, check) == Some(true))
+                        .map(move |method| self.check_run(method, check))
+                })
+                .collect()
+        };
+        let (stable, unstable): (Vec<&str>, Vec<&str>) = LONG_METHODS
+            .iter()
+            .partition(|method| !collapsed.contains(method));
+        runs.extend(longer(&stable));
+        runs.extend(longer(&unstable).into_iter().filter(Run::finished));
         let planned: std::collections::HashSet<PathBuf> =
             runs.iter().map(|r| r.dir.clone()).collect();
         runs.extend(
             self.converged_runs()
+                .into_iter()
+                .filter(|r| !planned.contains(&r.dir)),
+        );
+        if self.budget() == converged::Budget::Undecided {
+            return runs;
+        }
+        let planned: std::collections::HashSet<PathBuf> =
+            runs.iter().map(|r| r.dir.clone()).collect();
+        runs.extend(
+            longer(&unstable)
                 .into_iter()
                 .filter(|r| !planned.contains(&r.dir)),
         );
@@ -364,6 +384,15 @@ impl Plan {
     fn calls_for(&self, method: &str, check: u64) -> Option<bool> {
         let gain = self.check_top1(method, check - 1)? - self.check_top1(method, check - 2)?;
         Some(gain.abs() >= DOUBLING_POINTS)
+    }
+
+    /// Whether the finished run of seed 0 of `method` on the `check`-th schedule collapsed
+    /// ([`collapses`]); false while unfinished or without a training curve.
+    fn check_collapsed(&self, method: &str, check: u64) -> bool {
+        let dir = self.check_dir(method, check);
+        read_outcome(&dir).is_ok()
+            && metric_curve(&dir, "train_top1")
+                .is_ok_and(|curve| !collapses::collapses(&curve).is_empty())
     }
 
     /// Test top-1 of seed 0 of `method` on the `check`-th schedule, once finished.
@@ -913,7 +942,14 @@ fn convergence_check(plan: &Plan) -> String {
             .and_then(|curve| late_gain(&curve))
             .map_or("?".to_string(), |g| format!("{g:+.2}"));
         out.push_str(&format!("| {method} |{cells} {late} |\n"));
-        verdicts.push(budget_verdict(method, &schedules, &top1));
+        let mut verdict = budget_verdict(method, &schedules, &top1);
+        if plan.collapsed_checks().contains(&method) {
+            verdict.insert_str(
+                verdict.len() - 1,
+                "; a run of the deciding doubling collapsed: left out of the budget",
+            );
+        }
+        verdicts.push(verdict);
     }
     if verdicts.is_empty() {
         return String::new();

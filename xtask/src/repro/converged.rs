@@ -7,6 +7,12 @@
 //! check, so that every one of them has converged at it. When that is a longer schedule than
 //! the plan's own, the plan grows by the whole matrix on it, main methods first, seed by seed;
 //! seed 0 of the checked methods is the check run itself (same settings, same folder).
+//!
+//! A doubling whose runs collapsed ([`super::collapses`]) says nothing about the schedule: the
+//! change then measures how far the run fell and climbed back, not what more epochs give. A
+//! method whose first doubling not yet within [`DOUBLING_POINTS`] has a collapsed run is left
+//! out of the budget (it trains on the others' budget all the same, its collapses reported);
+//! its further checks still train, after the converged matrix.
 
 use std::path::PathBuf;
 
@@ -23,6 +29,9 @@ pub(super) enum Budget {
     NotWithin { epochs: u64 },
     /// The plan has no convergence check (`--quick`).
     NoCheck,
+    /// For one method: the doubling that decides it has a collapsed run (see the module). For
+    /// the budget: every checked method's has.
+    Collapsed,
 }
 
 impl Plan {
@@ -34,6 +43,9 @@ impl Plan {
             else {
                 return Budget::Undecided;
             };
+            if self.doubling_collapsed(method, k) {
+                return Budget::Collapsed;
+            }
             if (after - before).abs() < DOUBLING_POINTS {
                 return Budget::At { check: k - 1 };
             }
@@ -43,7 +55,23 @@ impl Plan {
         }
     }
 
-    /// The budget every method of the check has converged at.
+    /// Whether either run of the `check`-th doubling of `method` (the schedules `check − 1`
+    /// and `check`) collapsed.
+    pub(super) fn doubling_collapsed(&self, method: &str, check: u64) -> bool {
+        [check - 1, check]
+            .iter()
+            .any(|&k| self.check_collapsed(method, k))
+    }
+
+    /// The checked methods left out of the budget because their deciding doubling collapsed.
+    pub(super) fn collapsed_checks(&self) -> Vec<&'static str> {
+        LONG_METHODS
+            .into_iter()
+            .filter(|method| self.converged_check(method) == Budget::Collapsed)
+            .collect()
+    }
+
+    /// The budget every method of the check whose runs did not collapse has converged at.
     pub(super) fn budget(&self) -> Budget {
         if self.long_epochs == 0 || self.doublings == 0 {
             return Budget::NoCheck;
@@ -51,7 +79,11 @@ impl Plan {
         let per_method: Vec<Budget> = LONG_METHODS
             .iter()
             .map(|method| self.converged_check(method))
+            .filter(|b| *b != Budget::Collapsed)
             .collect();
+        if per_method.is_empty() {
+            return Budget::Collapsed;
+        }
         if let Some(missed) = per_method
             .iter()
             .find(|b| matches!(b, Budget::NotWithin { .. }))
@@ -119,8 +151,22 @@ impl Plan {
     }
 }
 
-/// One line saying what the check has decided about the budget (none without a check).
+/// One line saying what the check has decided about the budget (none without a check), and
+/// which methods it leaves out because their runs collapsed.
 pub(super) fn budget_line(plan: &Plan) -> String {
+    let mut line = decided_line(plan);
+    let left_out = plan.collapsed_checks();
+    if !left_out.is_empty() && !line.is_empty() {
+        line.push_str(&format!(
+            "Left out of the budget, their check's runs having collapsed: {} (they train on the \
+             budget all the same; their longer checks come after the converged matrix)\n",
+            left_out.join(", ")
+        ));
+    }
+    line
+}
+
+fn decided_line(plan: &Plan) -> String {
     match plan.budget() {
         Budget::NoCheck => String::new(),
         Budget::At { check: 0 } => format!(
@@ -135,6 +181,9 @@ pub(super) fn budget_line(plan: &Plan) -> String {
         ),
         Budget::Undecided => {
             "Converged budget: not known until the checks under way finish\n".into()
+        }
+        Budget::Collapsed => {
+            "Converged budget: none; every checked method's runs collapsed\n".into()
         }
         Budget::NotWithin { epochs } => format!(
             "Converged budget: none up to {epochs} epochs (a method still moved by \
@@ -278,6 +327,60 @@ mod tests {
                 ("plain", 1, "plain-s1-e20"),
             ]
         );
+    }
+
+    /// Gives the finished run in `dir` a training curve that falls by 10 points in one epoch.
+    fn collapse(dir: &std::path::Path) {
+        let path = dir.join("metrics.csv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        let mut csv = format!("{},train_top1\n", lines.next().unwrap());
+        for (i, line) in lines.enumerate() {
+            let train = if i == 1 { 50.0 } else { 60.0 };
+            csv.push_str(&format!("{line},{train}\n"));
+        }
+        std::fs::write(path, csv).unwrap();
+    }
+
+    /// A method whose deciding doubling has a collapsed run is left out of the budget: the
+    /// others decide it, the method trains on it, and its longer checks wait for the budget and
+    /// come after the converged matrix; with every checked method collapsed there is no budget.
+    #[test]
+    fn a_collapsed_check_leaves_the_budget_to_the_others() {
+        let dir =
+            std::env::temp_dir().join(format!("repro-collapsed-check-{}", std::process::id()));
+        let plan = doubling_plan(&dir);
+        // repvgg moves by 1 and then by −2: no budget up to 40 epochs while it counts.
+        checks(
+            &dir,
+            [[80.0, 81.0, 81.2], [78.0, 79.0, 79.4], [79.0, 80.0, 78.0]],
+        );
+        assert_eq!(plan.budget(), Budget::NotWithin { epochs: 40 });
+        collapse(&dir.join("repvgg-long"));
+        // Its longer check, once unfinished, waits for the budget, which waits for plain's.
+        std::fs::remove_file(dir.join("plain-long-40/outcome.json")).unwrap();
+        assert_eq!(plan.budget(), Budget::Undecided);
+        assert!(plan.runs().iter().any(|r| name(r) == "repvgg-long-40"));
+        std::fs::remove_file(dir.join("repvgg-long-40/outcome.json")).unwrap();
+        assert!(plan.runs().iter().all(|r| name(r) != "repvgg-long-40"));
+        finish(&dir.join("plain-long-40"), 79.4, 40);
+        assert_eq!(plan.collapsed_checks(), ["repvgg"]);
+        assert_eq!(plan.budget(), Budget::At { check: 1 });
+        let line = budget_line(&plan);
+        assert!(
+            line.contains("20 epochs") && line.contains("collapsed: repvgg"),
+            "{line}"
+        );
+        let runs = plan.runs();
+        let position = |folder: &str| runs.iter().position(|r| name(r) == folder).unwrap();
+        assert!(position("repvgg-s1-e20") < position("repvgg-long-40"));
+        assert_eq!(name(runs.last().unwrap()), "repvgg-long-40");
+        // A collapse in a stable method's runs leaves no method to decide the budget.
+        collapse(&dir.join("repopt-long"));
+        collapse(&dir.join("plain-s0"));
+        assert_eq!(plan.budget(), Budget::Collapsed);
+        assert!(budget_line(&plan).contains("none"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// No converged matrix while the plan's own schedule is the budget.
