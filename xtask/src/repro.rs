@@ -1187,6 +1187,7 @@ fn plateau_line(runs: &[Finished]) -> String {
 
 /// The scales the search started from and the searched ones, per block (`repopt inspect-scales`).
 fn scales_section(plan: &Plan, repopt: &Path) -> Result<String, String> {
+    let repopt = std::path::absolute(repopt).map_err(|e| format!("{}: {e}", repopt.display()))?;
     let mut section = String::from("\nScales per block (mean ± std [min, max] over channels)\n");
     for (title, file) in [
         ("initial", "scales-initial.safetensors"),
@@ -1196,9 +1197,13 @@ fn scales_section(plan: &Plan, repopt: &Path) -> Result<String, String> {
         if !path.is_file() {
             continue;
         }
-        let output = Command::new(repopt)
+        // Named from the reproduction's folder, so that the report reads the same wherever
+        // that folder is.
+        let relative = path.strip_prefix(&plan.out).unwrap_or(&path);
+        let output = Command::new(&repopt)
+            .current_dir(&plan.out)
             .arg("inspect-scales")
-            .arg(&path)
+            .arg(relative)
             .output()
             .map_err(|e| format!("cannot run {}: {e}", repopt.display()))?;
         section.push_str(&format!(
