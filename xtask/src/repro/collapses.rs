@@ -38,7 +38,20 @@ struct Trained {
     seed: u64,
     epochs: u64,
     collapses: Vec<(usize, f64)>,
+    /// The learning rate of each collapse's epoch as a fraction of the run's peak (empty
+    /// without a learning-rate column).
+    lr_fractions: Vec<f64>,
+    /// Epochs in its training curve.
+    curve_len: usize,
     largest_fall: f64,
+}
+
+/// The learning rate of each of `epochs` (numbered from 1) as a fraction of the peak of `lr`;
+/// empty when `lr` does not cover them.
+fn lr_fractions(lr: &[f64], epochs: impl Iterator<Item = usize>) -> Vec<f64> {
+    let peak = lr.iter().copied().fold(0.0, f64::max);
+    let fractions: Option<Vec<f64>> = epochs.map(|e| Some(lr.get(e - 1)? / peak)).collect();
+    fractions.filter(|_| peak > 0.0).unwrap_or_default()
 }
 
 /// Every finished training run of `plan` (its matrix, the convergence checks and the converged
@@ -49,9 +62,13 @@ fn trained(plan: &Plan) -> Vec<Trained> {
         .filter(|run| run.method != "hs" && run.finished())
         .filter_map(|run| {
             let train_top1 = metric_curve(&run.dir, "train_top1").ok()?;
+            let found = collapses(&train_top1);
+            let lr = metric_curve(&run.dir, "train_lr").unwrap_or_default();
             Some(Trained {
                 folder: run.dir.file_name()?.to_string_lossy().into_owned(),
-                collapses: collapses(&train_top1),
+                lr_fractions: lr_fractions(&lr, found.iter().map(|(epoch, _)| *epoch)),
+                collapses: found,
+                curve_len: train_top1.len(),
                 largest_fall: largest_fall(&train_top1),
                 method: run.method,
                 seed: run.seed,
@@ -108,17 +125,46 @@ pub(super) fn section(plan: &Plan) -> (String, serde_json::Value) {
             calm.map_or("–".to_string(), |f| format!("{f:.1}")),
         ));
     }
+    md.push_str(&when_line(&runs));
     let json = runs
         .iter()
         .map(|r| {
             serde_json::json!({
                 "run": r.folder, "method": r.method, "seed": r.seed, "epochs": r.epochs,
                 "collapses": r.collapses,
+                "collapse_lr_of_peak": r.lr_fractions,
                 "largest_fall": r.largest_fall,
             })
         })
         .collect();
     (md, serde_json::Value::Array(json))
+}
+
+/// When in their schedules the runs collapsed: the lowest learning rate (as a fraction of its
+/// run's peak) and the latest point of the schedule of any collapse; empty without collapses
+/// or learning rates.
+fn when_line(runs: &[Trained]) -> String {
+    let events: Vec<(f64, f64)> = runs
+        .iter()
+        .filter(|r| r.lr_fractions.len() == r.collapses.len())
+        .flat_map(|r| {
+            r.collapses
+                .iter()
+                .zip(&r.lr_fractions)
+                .map(|((epoch, _), lr)| (*lr, *epoch as f64 / r.curve_len as f64))
+        })
+        .collect();
+    if events.is_empty() {
+        return String::new();
+    }
+    let lowest = events.iter().map(|e| e.0).fold(f64::INFINITY, f64::min);
+    let latest = events.iter().map(|e| e.1).fold(0.0, f64::max);
+    format!(
+        "\nCollapses: {}, every one while the learning rate was at least {lowest:.2} of its run's \
+         peak, within the first {:.0} % of its run's epochs.\n",
+        events.len(),
+        100.0 * latest
+    )
 }
 
 #[cfg(test)]
@@ -152,14 +198,16 @@ mod tests {
         let with_train = |run: &str, train: &[f64]| {
             let path = dir.join(run);
             finish(&path, 80.0, train.len() as u64);
+            let lr = [0.1, 0.08, 0.05, 0.02];
             let rows: String = train
                 .iter()
+                .zip(lr)
                 .enumerate()
-                .map(|(e, t)| format!("{},{t},70\n", e + 1))
+                .map(|(e, (t, lr))| format!("{},{t},{lr},70\n", e + 1))
                 .collect();
             std::fs::write(
                 path.join("metrics.csv"),
-                format!("epoch,train_top1,valid_top1\n{rows}"),
+                format!("epoch,train_top1,train_lr,valid_top1\n{rows}"),
             )
             .unwrap();
         };
@@ -180,5 +228,20 @@ mod tests {
         let repvgg = runs.iter().find(|r| r["run"] == "repvgg-s0").unwrap();
         assert_eq!(repvgg["collapses"], serde_json::json!([[3, 20.0]]));
         assert_eq!(repvgg["largest_fall"], 20.0);
+        assert_eq!(repvgg["collapse_lr_of_peak"], serde_json::json!([0.5]));
+        assert!(
+            md.contains("Collapses: 1, every one while the learning rate was at least 0.50 of its run's peak, within the first 75 % of its run's epochs."),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_learning_rate_of_a_collapse_is_a_fraction_of_the_peak() {
+        assert_eq!(
+            lr_fractions(&[0.05, 0.1, 0.025], [1, 3].into_iter()),
+            [0.5, 0.25]
+        );
+        assert!(lr_fractions(&[0.1], [2].into_iter()).is_empty());
+        assert!(lr_fractions(&[], [1].into_iter()).is_empty());
     }
 }
