@@ -10,9 +10,9 @@
 //!
 //! A doubling whose runs collapsed ([`super::collapses`]) says nothing about the schedule: the
 //! change then measures how far the run fell and climbed back, not what more epochs give. A
-//! method whose first doubling not yet within [`DOUBLING_POINTS`] has a collapsed run is left
-//! out of the budget (it trains on the others' budget all the same, its collapses reported);
-//! its further checks still train, after the converged matrix.
+//! method with a collapsed run in a doubling before any of its doublings met the criterion is
+//! left out of the budget (it trains on the others' budget all the same, its collapses
+//! reported); its further checks still train, after the converged matrix.
 
 use std::path::PathBuf;
 
