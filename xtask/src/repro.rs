@@ -65,6 +65,12 @@ pub struct Repro {
     /// (a doubling changed it by less), every method and seed trains on that budget too.
     #[arg(long)]
     pub doublings: Option<u64>,
+    /// Train the matrix on this schedule (one of the check's: --long-epochs × 1, 2, 4, …)
+    /// without waiting for the check's verdict, e.g. when a method's check is still lengthening
+    /// and its verdict would come too late; the check goes on, and the report says whether its
+    /// criterion holds there. Kept in plan.json; a larger one replaces it.
+    #[arg(long, value_name = "EPOCHS")]
+    pub budget: Option<u64>,
     /// Copy the table, results.json and pictures into docs/.
     #[arg(long)]
     pub docs: bool,
@@ -145,6 +151,8 @@ struct Plan {
     long_epochs: u64,
     /// Longer schedules of the convergence check at most (`long_epochs` × 2^(k−1), k = 1…).
     doublings: u64,
+    /// The converged matrix's schedule set by hand (`--budget`), instead of the check's.
+    budget_epochs: Option<u64>,
     out: PathBuf,
 }
 
@@ -196,15 +204,49 @@ impl Plan {
             None => pick(name, given, full, quick),
         };
         let epochs = pick("epochs", r.epochs, 40, 2)?;
-        Ok(Self {
+        let recorded_budget = recorded.as_ref().and_then(|v| v["budget"].as_u64());
+        if let (Some(given), Some(old)) = (r.budget, recorded_budget)
+            && given < old
+        {
+            return Err(format!(
+                "--budget {given} is shorter than the {old} of the reproduction in {} (its \
+                 plan.json); only a longer one replaces it",
+                r.out.display()
+            ));
+        }
+        let plan = Self {
             quick: r.quick,
             seeds: grow("seeds", r.seeds, 3, 1)?,
             epochs,
             hs_epochs: pick("hs_epochs", r.hs_epochs, 20, 1)?,
             long_epochs: pick("long_epochs", r.long_epochs, 2 * epochs, 0)?,
             doublings: grow("doublings", r.doublings, 2, 0)?,
+            budget_epochs: r.budget.max(recorded_budget),
             out: r.out.clone(),
-        })
+        };
+        plan.check_budget()?;
+        Ok(plan)
+    }
+
+    /// A budget set by hand must be one of the check's schedules, whose seed-0 runs are the
+    /// check's own.
+    fn check_budget(&self) -> Result<(), String> {
+        let Some(budget) = self.budget_epochs else {
+            return Ok(());
+        };
+        let schedules: Vec<u64> = (1..=self.doublings).map(|k| self.check_epochs(k)).collect();
+        if self.long_epochs > 0 && schedules.contains(&budget) {
+            return Ok(());
+        }
+        let allowed: Vec<String> = schedules.iter().map(u64::to_string).collect();
+        Err(format!(
+            "--budget {budget}: not one of the convergence check's schedules ({}); a larger \
+             --doublings adds longer ones",
+            match allowed.is_empty() {
+                true => "the plan has no check".to_string(),
+                false => allowed.join(", "),
+            }
+        ))
     }
 
     fn record_path(out: &Path) -> PathBuf {
@@ -229,7 +271,7 @@ impl Plan {
         let value = serde_json::json!({
             "quick": self.quick, "seeds": self.seeds, "epochs": self.epochs,
             "hs_epochs": self.hs_epochs, "long_epochs": self.long_epochs,
-            "doublings": self.doublings,
+            "doublings": self.doublings, "budget": self.budget_epochs,
         });
         crate::write_text(
             &Self::record_path(&self.out),
@@ -331,7 +373,7 @@ impl Plan {
                 .into_iter()
                 .filter(|r| !planned.contains(&r.dir)),
         );
-        if self.budget() == converged::Budget::Undecided {
+        if self.matrix_check().is_none() && self.budget() == converged::Budget::Undecided {
             return runs;
         }
         let planned: std::collections::HashSet<PathBuf> =
@@ -574,6 +616,7 @@ impl Repro {
             hs_epochs: None,
             long_epochs: None,
             doublings: None,
+            budget: None,
             docs: false,
             status: false,
             report_only: false,
@@ -1593,14 +1636,18 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
         std::fs::write(dir.join("metrics.csv"), format!("epoch,valid_top1\n{rows}")).unwrap();
     }
 
-    /// A plan of 10 epochs, checked on 20 and then 40.
-    pub(super) fn doubling_plan(dir: &Path) -> Plan {
-        Plan::new(&Repro {
+    /// The settings of [`doubling_plan`].
+    pub(super) fn doubling_plan_settings(dir: &Path) -> Repro {
+        Repro {
             epochs: Some(10),
             long_epochs: Some(20),
             ..settings(dir)
-        })
-        .unwrap()
+        }
+    }
+
+    /// A plan of 10 epochs, checked on 20 and then 40.
+    pub(super) fn doubling_plan(dir: &Path) -> Plan {
+        Plan::new(&doubling_plan_settings(dir)).unwrap()
     }
 
     /// The plan grows by a longer schedule for a method whose last lengthening changed its

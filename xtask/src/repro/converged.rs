@@ -101,23 +101,31 @@ impl Plan {
             .map_or(Budget::Undecided, |check| Budget::At { check })
     }
 
-    /// Epochs of the converged matrix when it is longer than the plan's own schedule.
-    pub(super) fn converged_epochs(&self) -> Option<u64> {
+    /// The check schedule the converged matrix trains on: the one set by hand (`--budget`),
+    /// else the check's budget once known.
+    pub(super) fn matrix_check(&self) -> Option<u64> {
+        if let Some(epochs) = self.budget_epochs {
+            return (1..=self.doublings).find(|&k| self.check_epochs(k) == epochs);
+        }
         match self.budget() {
-            Budget::At { check } if check > 0 => Some(self.check_epochs(check)),
+            Budget::At { check } => Some(check),
             _ => None,
         }
+    }
+
+    /// Epochs of the converged matrix when it is longer than the plan's own schedule.
+    pub(super) fn converged_epochs(&self) -> Option<u64> {
+        self.matrix_check()
+            .filter(|&check| check > 0)
+            .map(|check| self.check_epochs(check))
     }
 
     /// Every run of the converged matrix (none until the budget is known and longer than the
     /// plan's): the main methods seed by seed, then the others.
     pub(super) fn converged_runs(&self) -> Vec<Run> {
-        let Budget::At { check } = self.budget() else {
+        let Some(check) = self.matrix_check().filter(|&check| check > 0) else {
             return Vec::new();
         };
-        if check == 0 {
-            return Vec::new();
-        }
         let (main, others) = method_groups();
         [main, others]
             .iter()
@@ -154,9 +162,20 @@ impl Plan {
 /// One line saying what the check has decided about the budget (none without a check), and
 /// which methods it leaves out because their runs collapsed.
 pub(super) fn budget_line(plan: &Plan) -> String {
-    let mut line = decided_line(plan);
+    let verdict = verdict(plan);
+    let mut line = match (plan.budget_epochs, plan.budget()) {
+        (_, Budget::NoCheck) => return String::new(),
+        (Some(epochs), _) => format!(
+            "Budget set by hand (--budget): {epochs} epochs; every method and seed trains on it. \
+             The check's criterion: {verdict}\n"
+        ),
+        (None, Budget::At { check }) if check > 0 => {
+            format!("Converged budget: {verdict}; every method and seed trains on it\n")
+        }
+        (None, _) => format!("Converged budget: {verdict}\n"),
+    };
     let left_out = plan.collapsed_checks();
-    if !left_out.is_empty() && !line.is_empty() {
+    if !left_out.is_empty() {
         line.push_str(&format!(
             "Left out of the budget, their check's runs having collapsed: {} (they train on the \
              budget all the same; their longer checks come after the converged matrix)\n",
@@ -166,28 +185,25 @@ pub(super) fn budget_line(plan: &Plan) -> String {
     line
 }
 
-fn decided_line(plan: &Plan) -> String {
+/// What the check's criterion has decided about the budget.
+fn verdict(plan: &Plan) -> String {
     match plan.budget() {
         Budget::NoCheck => String::new(),
         Budget::At { check: 0 } => format!(
-            "Converged budget: the plan's own {} epochs (doubling changes no checked method's \
-             seed-0 top-1 by {DOUBLING_POINTS} points)\n",
+            "the plan's own {} epochs (doubling changes no checked method's seed-0 top-1 by \
+             {DOUBLING_POINTS} points)",
             plan.epochs
         ),
         Budget::At { check } => format!(
-            "Converged budget: {} epochs (doubling it changes no checked method's seed-0 top-1 \
-             by {DOUBLING_POINTS} points); every method and seed trains on it\n",
+            "{} epochs (doubling it changes no checked method's seed-0 top-1 by \
+             {DOUBLING_POINTS} points)",
             plan.check_epochs(check)
         ),
-        Budget::Undecided => {
-            "Converged budget: not known until the checks under way finish\n".into()
-        }
-        Budget::Collapsed => {
-            "Converged budget: none; every checked method's runs collapsed\n".into()
-        }
+        Budget::Undecided => "not known until the checks under way finish".into(),
+        Budget::Collapsed => "none; every checked method's runs collapsed".into(),
         Budget::NotWithin { epochs } => format!(
-            "Converged budget: none up to {epochs} epochs (a method still moved by \
-             {DOUBLING_POINTS} points or more); a larger --doublings lengthens the check\n"
+            "none up to {epochs} epochs (a method still moved by {DOUBLING_POINTS} points or \
+             more); a larger --doublings lengthens the check"
         ),
     }
 }
@@ -217,7 +233,8 @@ pub(super) fn section(plan: &Plan, runs: &[Finished]) -> (String, Option<serde_j
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{doubling_plan, finish};
+    use super::super::Repro;
+    use super::super::tests::{doubling_plan, doubling_plan_settings, finish};
     use super::*;
 
     fn name(run: &Run) -> &str {
@@ -380,6 +397,47 @@ mod tests {
         collapse(&dir.join("plain-s0"));
         assert_eq!(plan.budget(), Budget::Collapsed);
         assert!(budget_line(&plan).contains("none"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A budget set by hand trains the matrix on it while the check's criterion is not met
+    /// there; it must be a schedule of the check, is kept in plan.json, and only a longer one
+    /// replaces it.
+    #[test]
+    fn a_budget_set_by_hand_trains_the_matrix_before_the_verdict() {
+        let dir = std::env::temp_dir().join(format!("repro-by-hand-{}", std::process::id()));
+        let by_hand = |budget: Option<u64>| {
+            Plan::new(&Repro {
+                budget,
+                ..doubling_plan_settings(&dir)
+            })
+        };
+        let wrong = by_hand(Some(30)).unwrap_err();
+        assert!(
+            wrong.contains("--budget 30") && wrong.contains("(20, 40)"),
+            "{wrong}"
+        );
+        let plan = by_hand(Some(40)).unwrap();
+        // plain still moves from 20 to 40: no budget by the criterion.
+        checks(
+            &dir,
+            [[80.0, 81.0, 81.2], [78.0, 79.0, 80.4], [79.0, 80.0, 80.3]],
+        );
+        assert_eq!(plan.budget(), Budget::NotWithin { epochs: 40 });
+        assert_eq!(plan.converged_epochs(), Some(40));
+        let matrix = plan.converged_runs();
+        assert_eq!(name(&matrix[1]), "plain-long-40");
+        assert_eq!(name(&matrix[3]), "repopt-s1-e40");
+        let line = budget_line(&plan);
+        assert!(
+            line.starts_with("Budget set by hand (--budget): 40 epochs")
+                && line.contains("criterion: none up to 40 epochs"),
+            "{line}"
+        );
+        plan.record().unwrap();
+        assert_eq!(by_hand(None).unwrap().budget_epochs, Some(40));
+        let shorter = by_hand(Some(20)).unwrap_err();
+        assert!(shorter.contains("only a longer one"), "{shorter}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
