@@ -217,8 +217,12 @@ pub(super) fn section(plan: &Plan, runs: &[Finished]) -> (String, Option<serde_j
     let planned = plan.converged_runs().len();
     let (table, _) = super::method_table(plan, runs);
     let (differences_md, differences) = super::differences_table(runs);
+    let title = match plan.budget_epochs {
+        Some(_) => "the budget set by hand (--budget)",
+        None => "the converged budget",
+    };
     let mut md = format!(
-        "\n## At the converged budget: {epochs} epochs\n\n{} of {planned} runs finished.\n\n{table}",
+        "\n## At {title}: {epochs} epochs\n\n{} of {planned} runs finished.\n\n{table}",
         runs.len()
     );
     md.push_str(&differences_md);
@@ -433,6 +437,11 @@ mod tests {
             line.starts_with("Budget set by hand (--budget): 40 epochs")
                 && line.contains("criterion: none up to 40 epochs"),
             "{line}"
+        );
+        let (md, _) = section(&plan, &[]);
+        assert!(
+            md.contains("## At the budget set by hand (--budget): 40 epochs"),
+            "{md}"
         );
         plan.record().unwrap();
         assert_eq!(by_hand(None).unwrap().budget_epochs, Some(40));
