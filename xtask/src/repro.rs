@@ -364,25 +364,14 @@ impl Plan {
         let (stable, unstable): (Vec<&str>, Vec<&str>) = LONG_METHODS
             .iter()
             .partition(|method| !collapsed.contains(method));
+        let (unstable_done, unstable_waiting): (Vec<Run>, Vec<Run>) =
+            longer(&unstable).into_iter().partition(Run::finished);
         runs.extend(longer(&stable));
-        runs.extend(longer(&unstable).into_iter().filter(Run::finished));
-        let planned: std::collections::HashSet<PathBuf> =
-            runs.iter().map(|r| r.dir.clone()).collect();
-        runs.extend(
-            self.converged_runs()
-                .into_iter()
-                .filter(|r| !planned.contains(&r.dir)),
-        );
-        if self.matrix_check().is_none() && self.budget() == converged::Budget::Undecided {
-            return runs;
+        runs.extend(unstable_done);
+        extend_unplanned(&mut runs, self.converged_runs());
+        if self.matrix_check().is_some() || self.budget() != converged::Budget::Undecided {
+            extend_unplanned(&mut runs, unstable_waiting);
         }
-        let planned: std::collections::HashSet<PathBuf> =
-            runs.iter().map(|r| r.dir.clone()).collect();
-        runs.extend(
-            longer(&unstable)
-                .into_iter()
-                .filter(|r| !planned.contains(&r.dir)),
-        );
         runs
     }
 
@@ -465,6 +454,12 @@ impl Plan {
             })
             .collect()
     }
+}
+
+/// Appends the runs of `more` whose folders `runs` does not name yet.
+fn extend_unplanned(runs: &mut Vec<Run>, more: Vec<Run>) {
+    let planned: std::collections::HashSet<PathBuf> = runs.iter().map(|r| r.dir.clone()).collect();
+    runs.extend(more.into_iter().filter(|r| !planned.contains(&r.dir)));
 }
 
 /// One training run of the plan.
@@ -964,6 +959,7 @@ fn convergence_check(plan: &Plan) -> String {
         "---|".repeat(schedules.len()),
     );
     let mut verdicts = Vec::new();
+    let collapsed = plan.collapsed_checks();
     for method in LONG_METHODS {
         let top1: Vec<Option<f64>> = (0..=plan.doublings)
             .map(|k| plan.check_top1(method, k))
@@ -986,7 +982,7 @@ fn convergence_check(plan: &Plan) -> String {
             .map_or("?".to_string(), |g| format!("{g:+.2}"));
         out.push_str(&format!("| {method} |{cells} {late} |\n"));
         let mut verdict = budget_verdict(method, &schedules, &top1);
-        if plan.collapsed_checks().contains(&method) {
+        if collapsed.contains(&method) {
             verdict.insert_str(
                 verdict.len() - 1,
                 "; a run of the deciding doubling collapsed: left out of the budget",
