@@ -18,6 +18,8 @@ mod conv;
 mod conv_geometry;
 mod decay;
 mod error;
+#[cfg(feature = "flex-kernels")]
+pub mod fused_norm;
 pub mod ghostnet;
 mod handler;
 pub mod implied;

@@ -89,12 +89,7 @@ impl BatchNorm2d {
             1.0
         };
         let device = x.device();
-        let result = burn::tensor::module::batch_norm_train(
-            x,
-            self.weight.val(),
-            self.bias.val(),
-            self.epsilon,
-        );
+        let result = batch_norm_train(x, self.weight.val(), self.bias.val(), self.epsilon);
         let m = self.momentum;
         let mean = self
             .running_mean
@@ -141,4 +136,26 @@ impl BatchNorm2d {
             self.running_var.value_sync(),
         )
     }
+}
+
+/// Burn's `batch_norm_train`, by the operation of its own on `flex` (`f32`, feature
+/// `flex-kernels`, see [`crate::fused_norm`]) and by Burn elsewhere.
+#[cfg(feature = "flex-kernels")]
+fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> burn::tensor::module::BatchNormTrainOutput<D> {
+    crate::fused_norm::batch_norm_train(x, gamma, beta, epsilon)
+}
+
+#[cfg(not(feature = "flex-kernels"))]
+fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> burn::tensor::module::BatchNormTrainOutput<D> {
+    burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon)
 }
