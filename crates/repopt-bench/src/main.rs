@@ -92,6 +92,10 @@ struct MeasureArgs {
     /// Seed of data, scales and initialisation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Compute on a rayon pool of this many threads that the measurement runs inside, as
+    /// `repopt --threads N` trains [default: rayon's global pool, one thread per core].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
 }
 
 #[derive(Args)]
@@ -152,7 +156,15 @@ fn measure_one(args: MeasureArgs) -> Result<(), String> {
         case.backend,
         case.conv
     );
-    let m = measure::run(&case).map_err(|e| format!("{what} failed: {e}"))?;
+    let m = match args.threads {
+        None => measure::run(&case),
+        Some(threads) => rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .build()
+            .map_err(|e| format!("--threads {threads}: {e}"))?
+            .install(|| measure::run(&case)),
+    }
+    .map_err(|e| format!("{what} failed: {e}"))?;
     let peak = m
         .peak_resident_bytes
         .map_or("?".into(), |b| format!("{:.0}", b as f64 / 1048576.0));

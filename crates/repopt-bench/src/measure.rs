@@ -69,7 +69,8 @@ pub struct Measurement {
     pub setup_peak_resident_bytes: Option<u64>,
     /// Peak resident bytes of the process (`VmHWM`) after the last step.
     pub peak_resident_bytes: Option<u64>,
-    /// Threads available to the process.
+    /// Threads the steps computed on: rayon's pool where they ran (`--threads`, else one per
+    /// core).
     pub threads: usize,
     /// `/proc/loadavg` (1, 5, 15 minutes) when the process started its steps.
     pub load_average: Option<[f64; 3]>,
@@ -122,7 +123,7 @@ pub fn run(case: &Case) -> Result<Measurement> {
         setup_resident_bytes: timed.setup_resident_bytes,
         setup_peak_resident_bytes: timed.setup_peak_resident_bytes,
         peak_resident_bytes,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: rayon::current_num_threads(),
         load_average: timed.load_average,
         wall_seconds: started.elapsed().as_secs_f64(),
         framework: None,

@@ -56,6 +56,13 @@ pub struct Cli {
     /// Say only warnings and errors on stderr (no progress); results still go to stdout.
     #[arg(short, long, global = true, display_order = 900)]
     pub quiet: bool,
+    /// Threads of the cpu device's computation [default: `RAYON_NUM_THREADS`, else one per
+    /// core]. The command runs inside a pool of its own, so the model's parallel loops never
+    /// hand their work from another thread. With several jobs side by side, give each its share
+    /// (`--threads 1` for one job per core). Changes how fast a run computes, not what it
+    /// computes; not a setting of the run.
+    #[arg(long, global = true, display_order = 900)]
+    pub threads: Option<usize>,
 }
 
 /// The subcommands.
@@ -367,7 +374,16 @@ pub struct QuantizeArgs {
 
 /// Runs the command line, its results to stdout.
 pub fn main_with(cli: Cli) -> Result<()> {
-    crate::commands::run(cli.command, &mut std::io::stdout())
+    if cli.threads == Some(0) {
+        return Err(TrainError::Config("--threads must be at least 1".into()));
+    }
+    // Rayon's default size (`RAYON_NUM_THREADS`, else one per core) where not given.
+    let threads = cli.threads.unwrap_or(0);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| TrainError::Config(format!("--threads {threads}: {e}")))?
+        .install(|| crate::commands::run(cli.command, &mut std::io::stdout()))
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ fn impossible_settings_are_refused_naming_the_flag() {
         (&["--min-lr", "0.5", "--lr", "0.1"][..], "--min-lr"),
         (&["--image-size", "2"][..], "--image-size"),
         (&["--clip-grad-norm", "5"][..], "clipping"),
+        (&["--threads", "0"][..], "--threads"),
     ] {
         let message = refused(flags);
         assert!(message.contains(named), "{flags:?}: {message}");
