@@ -95,8 +95,9 @@ pub struct Repro {
     /// Minutes between the exports of --mirror.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub mirror_minutes: u64,
-    /// Runs trained at the same time. One training process keeps about 1.2 of 2 cores busy;
-    /// two side by side train ≈ 1.8× as many images per second.
+    /// Runs trained at the same time, each computing on its share of the cores (`repopt
+    /// --threads`, at least one). One training process keeps about 1.2 of 2 cores busy; two
+    /// side by side train ≈ 1.8× as many images per second.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub jobs: u64,
     /// Cargo profile the `repopt` binary is built with (`dev` reuses the test build).
@@ -668,6 +669,7 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
 /// it runs dry, so a free worker takes such a run while the others still train.
 fn train_planned(plan: &Plan, jobs: u64, data: &str, repopt: &Path) -> Result<(), String> {
     let queue = Queue::new(plan);
+    let threads = threads_per_job(jobs);
     let scales = plan.hs_dir().join("scales.safetensors");
     std::thread::scope(|scope| {
         for _ in 0..jobs {
@@ -675,7 +677,7 @@ fn train_planned(plan: &Plan, jobs: u64, data: &str, repopt: &Path) -> Result<()
                 while let Some(run) = queue.next(&scales) {
                     let result = match run.claim() {
                         Ok(true) => {
-                            let result = train(&run, plan, data, &scales, repopt);
+                            let result = train(&run, plan, data, &scales, repopt, threads);
                             run.release();
                             result
                         }
@@ -697,8 +699,22 @@ fn train_planned(plan: &Plan, jobs: u64, data: &str, repopt: &Path) -> Result<()
     queue.result()
 }
 
-/// Trains `run` (continuing it if it has checkpoints), its output in `<run folder>.log`.
-fn train(run: &Run, plan: &Plan, data: &str, scales: &Path, repopt: &Path) -> Result<(), String> {
+/// The cores of this machine shared among `jobs` runs side by side, at least one each.
+fn threads_per_job(jobs: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / jobs.max(1) as usize).max(1)
+}
+
+/// Trains `run` (continuing it if it has checkpoints) on `threads` compute threads, its output
+/// in `<run folder>.log`.
+fn train(
+    run: &Run,
+    plan: &Plan,
+    data: &str,
+    scales: &Path,
+    repopt: &Path,
+    threads: usize,
+) -> Result<(), String> {
     let log_path = run.dir.with_extension("log");
     println!(
         "== {} seed {}: {} of {} epochs done; log {}",
@@ -719,6 +735,7 @@ fn train(run: &Run, plan: &Plan, data: &str, scales: &Path, repopt: &Path) -> Re
     let err = log.try_clone().map_err(|e| e.to_string())?;
     let mut command = Command::new(repopt);
     command
+        .args(["--threads".to_string(), threads.to_string()])
         .args(run.args(plan, data, &scales.display().to_string()))
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(err);
@@ -1400,6 +1417,14 @@ mod tests {
     }
 
     #[test]
+    fn jobs_share_the_cores_at_least_one_thread_each() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(threads_per_job(1), cores);
+        assert_eq!(threads_per_job(2), (cores / 2).max(1));
+        assert_eq!(threads_per_job(cores as u64 * 4), 1);
+    }
+
+    #[test]
     fn late_gain_reads_the_last_tenth() {
         let curve: Vec<f64> = (0..30).map(|e| 50.0 + e as f64).collect();
         assert_eq!(late_gain(&curve), Some(3.0));
@@ -1460,7 +1485,7 @@ mod tests {
             let runs = plan.runs();
             for method in ["repopt", "repopt-ones"] {
                 let run = runs.iter().find(|r| r.method == method).unwrap();
-                train(run, &plan, "D", Path::new("S"), &repopt).unwrap();
+                train(run, &plan, "D", Path::new("S"), &repopt, 3).unwrap();
             }
             let lines: Vec<String> = calls(&dir).lines().map(String::from).collect();
             let repopt_dir = plan.run_dir("repopt", 0);
@@ -1470,13 +1495,16 @@ mod tests {
             );
             let expected_calls = if quick { 2 } else { 3 };
             assert_eq!(lines.len(), expected_calls, "{lines:?}");
-            assert!(lines[0].starts_with("train --method repopt "), "{lines:?}");
+            assert!(
+                lines[0].starts_with("--threads 3 train --method repopt "),
+                "{lines:?}"
+            );
             assert_eq!(lines.contains(&quantized), !quick, "{lines:?}");
             assert!(
                 lines
                     .last()
                     .unwrap()
-                    .starts_with("train --method repopt-ones ")
+                    .starts_with("--threads 3 train --method repopt-ones ")
             );
         }
         std::fs::remove_dir_all(&root).unwrap();
