@@ -18,7 +18,7 @@ use burn::tensor::{Tensor, TensorData};
 
 pub use kernels::NormShape;
 
-use crate::patch_conv::runs_patch_conv;
+use crate::patch_conv::{runs_patch_conv, values};
 
 /// Batch normalisation in training over every axis of `x` but axis 1 (the channels).
 #[backend_extension(Flex, Autodiff)]
@@ -107,19 +107,6 @@ pub fn batch_norm_train<const D: usize>(
         output: Tensor::from_dispatch(output),
         mean: Tensor::from_dispatch(mean),
         variance: Tensor::from_dispatch(variance),
-    }
-}
-
-/// A tensor's `f32` values in order, copied only when it is not contiguous.
-fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match tensor.as_slice::<f32>() {
-        Some(values) => values.into(),
-        None => tensor
-            .to_contiguous()
-            .as_slice::<f32>()
-            .expect("a contiguous f32 tensor")
-            .to_vec()
-            .into(),
     }
 }
 

@@ -78,7 +78,7 @@ impl PatchConvBackend for Flex {
 }
 
 /// A tensor's `f32` values in order, copied only when it is not contiguous.
-fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+pub(crate) fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match tensor.as_slice::<f32>() {
         Some(values) => values.into(),
         None => tensor
