@@ -319,7 +319,12 @@ impl TrainArgs {
         let mut merged = serde_json::to_value(base).expect("serializable");
         let flags = serde_json::to_value(&self.flags).expect("serializable");
         if let (Some(merged), Some(flags)) = (merged.as_object_mut(), flags.as_object()) {
-            for (key, value) in flags.iter().filter(|(key, _)| self.gave(key)) {
+            // `resume` is `--resume [DIR]`, set by `resolve` after the merge: the flag says how
+            // this command continues, whatever the recorded run was started with.
+            let given = flags
+                .iter()
+                .filter(|(key, _)| self.gave(key) && key.as_str() != "resume");
+            for (key, value) in given {
                 let recorded = merged.insert(key.clone(), value.clone());
                 if resumed
                     && !RESUME_MAY_CHANGE.contains(&key.as_str())
@@ -401,6 +406,32 @@ mod tests {
         assert!(parsed.given.is_empty(), "{:?}", parsed.given);
         assert_eq!(parsed.flags, RunConfig::default());
         assert_eq!(parsed.resolve().unwrap(), RunConfig::default());
+    }
+
+    #[test]
+    fn resume_dir_continues_a_run_that_was_itself_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorded = RunConfig {
+            resume: true,
+            epochs: 7,
+            ..RunConfig::default()
+        };
+        let record = crate::RunRecord {
+            architecture: recorded.architecture(10, 3).unwrap(),
+            config: recorded,
+        };
+        let text = serde_json::to_string(&record).unwrap();
+        std::fs::write(dir.path().join("run.json"), text).unwrap();
+        let folder = dir.path().to_str().unwrap();
+        let config = resolve(&["--resume", folder]);
+        assert!(config.resume);
+        assert_eq!((config.epochs, config.out.as_path()), (7, dir.path()));
+        let refused = TrainArgs::parse_from(["--resume", folder, "--epochs", "8"])
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("--epochs 8"), "{refused}");
     }
 
     #[test]
