@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use repopt_bench::report::{self, Machine, Summary};
 use repopt_bench::{Backend, BenchError, Case, Mode, gemm, measure};
 use repopt_models::ConvImpl;
+use repopt_train::compute_pool::{Denormals, compute_pool};
 
 #[derive(Parser)]
 #[command(
@@ -93,7 +94,8 @@ struct MeasureArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Compute on a rayon pool of this many threads that the measurement runs inside, as
-    /// `repopt --threads N` trains [default: rayon's global pool, one thread per core].
+    /// `repopt --threads N` trains (subnormals flushed to zero) [default: rayon's global pool,
+    /// one thread per core].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
 }
@@ -158,9 +160,7 @@ fn measure_one(args: MeasureArgs) -> Result<(), String> {
     );
     let m = match args.threads {
         None => measure::run(&case),
-        Some(threads) => rayon::ThreadPoolBuilder::new()
-            .num_threads(threads as usize)
-            .build()
+        Some(threads) => compute_pool(Some(threads as usize), Denormals::Flush)
             .map_err(|e| format!("--threads {threads}: {e}"))?
             .install(|| measure::run(&case)),
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
+use crate::compute_pool::{Denormals, compute_pool};
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::logging::Verbosity;
@@ -63,6 +64,12 @@ pub struct Cli {
     /// computes; not a setting of the run.
     #[arg(long, global = true, display_order = 900)]
     pub threads: Option<usize>,
+    /// Keep subnormal floats (below 1.2e-38) on the compute threads instead of flushing them
+    /// to zero. They appear in long trainings (weights of channels that only decay) and make
+    /// every operation that touches them slow; flushing changes no value at or above 1.2e-38.
+    /// Not a setting of the run.
+    #[arg(long, global = true, display_order = 900)]
+    pub keep_denormals: bool,
 }
 
 /// The subcommands.
@@ -382,12 +389,15 @@ pub fn main_with(cli: Cli) -> Result<()> {
     if cli.threads == Some(0) {
         return Err(TrainError::Config("--threads must be at least 1".into()));
     }
-    // Rayon's default size (`RAYON_NUM_THREADS`, else one per core) where not given.
-    let threads = cli.threads.unwrap_or(0);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| TrainError::Config(format!("--threads {threads}: {e}")))?
+    let denormals = match cli.keep_denormals {
+        true => Denormals::Keep,
+        false => Denormals::Flush,
+    };
+    compute_pool(cli.threads, denormals)
+        .map_err(|e| {
+            let threads = cli.threads.map_or("(default)".into(), |n| n.to_string());
+            TrainError::Config(format!("--threads {threads}: {e}"))
+        })?
         .install(|| crate::commands::run(cli.command, &mut std::io::stdout()))
 }
 

@@ -5,12 +5,15 @@
 //! * [`config::RunConfig`]: every setting of a run; [`trainer::run`] trains it (hyper-search,
 //!   RepOptimizer, plain SGD, RepVGG or CSLA) and writes model, scales, metrics and checkpoints.
 //! * [`eval::evaluate`]: top-1 / top-5 on a loader.
+//! * [`compute_pool::compute_pool`]: the thread pool a command computes in (subnormals
+//!   flushed to zero).
 //! * [`device::parse_device`]: `cpu`, `wgpu`, `cuda:N` by cargo feature.
 
 pub mod checkpoint;
 pub mod classifier;
 pub mod cli;
 mod commands;
+pub mod compute_pool;
 pub mod config;
 pub mod data;
 pub mod device;
