@@ -21,6 +21,7 @@ use core::ops::Range;
 use rayon::prelude::*;
 
 use super::matrix::{Mat, MatMut, PARALLEL_PRODUCT, SharedMut, product};
+use super::taps::Taps;
 use crate::ConvGeometry;
 
 /// The floats one tile's patch buffer holds at most (512 KiB, so that the product finds the
@@ -38,11 +39,11 @@ pub fn forward(x: &[f32], weight: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
     let mut y = vec![0.0f32; geometry.output_len()];
     let y_ptr = SharedMut(y.as_mut_ptr());
     let tiles = Tiles::of(geometry);
-    let table = TapTable::of(geometry, tiles.step);
+    let taps = Taps::of(geometry, tiles.step);
     tiles.par_iter().for_each_init(Vec::new, |patches, images| {
         let columns = images.len() * shape.image_outputs;
         let patches = resized(patches, shape.rows * columns);
-        gather_patches(x, &table, images.clone(), patches);
+        taps.gather(x, images.clone(), patches);
         // Y[:, tile] = W · P_tile.
         let dst = y_ptr.offset(images.start * shape.image_outputs);
         let dims = [shape.channels_out, columns, shape.rows];
@@ -85,7 +86,7 @@ pub fn backward(
     check_lengths(geometry, x.len(), weight.len(), Some(grad.len()));
     let shape = TileShape::of(geometry);
     let tiles = Tiles::of(geometry);
-    let table = TapTable::of(geometry, tiles.step);
+    let taps = Taps::of(geometry, tiles.step);
     let x = wanted.weight.then_some(x);
     let mut dx = wanted.input.then(|| vec![0.0f32; geometry.input_len()]);
     let dx_ptr = dx.as_mut().map(|dx| SharedMut(dx.as_mut_ptr()));
@@ -101,7 +102,7 @@ pub fn backward(
                 let grad_tile = grad[images.start * shape.image_outputs..].as_ptr();
                 let tile = resized(&mut buffer, shape.rows * columns);
                 if let (Some(x), Some(dw)) = (&x, &mut dw) {
-                    gather_patches(x, &table, images.clone(), tile);
+                    taps.gather(x, images.clone(), tile);
                     let dims = [shape.channels_out, shape.rows, columns];
                     // ∂W += ∂Y_tile · P_tileᵀ.
                     // SAFETY: `dw` is this run's own; operands lie within their buffers.
@@ -130,7 +131,7 @@ pub fn backward(
                             Mat::rows(grad_tile, shape.outputs),
                             false,
                         );
-                        scatter_patches(tile, &table, images.clone(), dx);
+                        taps.scatter(tile, images.clone(), dx);
                     }
                 }
             }
@@ -238,100 +239,4 @@ impl Tiles {
 fn resized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer.resize(len, 0.0);
     &mut buffer[..len]
-}
-
-/// `patches[(c, u, v), (n − n₀, i, j)] = x[c, n, s_h·i + u − top, s_w·j + v − left]`, zero in the
-/// padding, for the images `n₀..n₁`; see [`TapTable`].
-fn gather_patches(x: &[f32], table: &TapTable, images: Range<usize>, patches: &mut [f32]) {
-    let columns = images.len() * table.image_outputs;
-    for (r, row) in patches.chunks_exact_mut(columns).enumerate() {
-        let (channel, tap) = (r / table.taps, r % table.taps);
-        let slab = &x[table.slab(channel, images.clone())];
-        row.iter_mut()
-            .zip(table.tap(tap, columns))
-            .for_each(|(p, &i)| *p = slab.get(i as usize).copied().unwrap_or(0.0));
-    }
-}
-
-/// The adjoint of [`gather_patches`]: adds every patch entry onto the input pixel it was read
-/// from, for the images `n₀..n₁` of `dx` `[C_in, N, H, W]`.
-///
-/// # Safety
-/// `dx` points to the whole input gradient, and no other thread accesses these images' pixels.
-unsafe fn scatter_patches(
-    patch_grad: &[f32],
-    table: &TapTable,
-    images: Range<usize>,
-    dx: SharedMut,
-) {
-    let columns = images.len() * table.image_outputs;
-    for (r, row) in patch_grad.chunks_exact(columns).enumerate() {
-        let (channel, tap) = (r / table.taps, r % table.taps);
-        let slab = table.slab(channel, images.clone());
-        // SAFETY: these images of `channel` lie within `dx` and are this tile's (the caller's
-        // guarantee).
-        let slab = unsafe { core::slice::from_raw_parts_mut(dx.offset(slab.start), slab.len()) };
-        for (g, &i) in row.iter().zip(table.tap(tap, columns)) {
-            if let Some(x) = slab.get_mut(i as usize) {
-                *x += g;
-            }
-        }
-    }
-}
-
-/// Where each tap reads, as indices: for tap `(u, v)` and output pixel `(n − n₀, i, j)` of a tile,
-/// the input pixel's index within the tile's images of one channel (a contiguous slab of
-/// `[C_in, N, H, W]`), or `u32::MAX` for padding. Built once per call for the longest tile;
-/// shorter tiles use its start.
-struct TapTable {
-    /// `[k_h·k_w, tile images · H_out·W_out]`.
-    indices: Vec<u32>,
-    taps: usize,
-    columns: usize,
-    batch: usize,
-    image_pixels: usize,
-    image_outputs: usize,
-}
-
-impl TapTable {
-    fn of(geometry: &ConvGeometry, tile_images: usize) -> Self {
-        let [_, batch, height, width] = geometry.input;
-        let [kernel_h, kernel_w] = geometry.kernel;
-        let [out_h, out_w] = geometry.output_size().expect("valid convolution geometry");
-        assert!(
-            tile_images * height * width < u32::MAX as usize,
-            "convolution tile too large for 32-bit indices"
-        );
-        let reads = |n: usize, i: usize, u: usize, j: usize, v: usize| {
-            let [h, w] = geometry.reads([i, j], [u, v])?;
-            Some(((n * height + h) * width + w) as u32)
-        };
-        let mut indices = Vec::with_capacity(kernel_h * kernel_w * tile_images * out_h * out_w);
-        for (u, v) in (0..kernel_h).flat_map(|u| (0..kernel_w).map(move |v| (u, v))) {
-            for n in 0..tile_images {
-                for (i, j) in (0..out_h).flat_map(|i| (0..out_w).map(move |j| (i, j))) {
-                    indices.push(reads(n, i, u, j, v).unwrap_or(u32::MAX));
-                }
-            }
-        }
-        Self {
-            indices,
-            taps: kernel_h * kernel_w,
-            columns: tile_images * out_h * out_w,
-            batch,
-            image_pixels: height * width,
-            image_outputs: out_h * out_w,
-        }
-    }
-
-    /// The indices of tap `t` for a tile of `columns` output pixels.
-    fn tap(&self, t: usize, columns: usize) -> &[u32] {
-        &self.indices[t * self.columns..][..columns]
-    }
-
-    /// Where the images of a tile lie in channel `c` of `[C_in, N, H, W]`.
-    fn slab(&self, channel: usize, images: Range<usize>) -> Range<usize> {
-        let start = (channel * self.batch + images.start) * self.image_pixels;
-        start..start + images.len() * self.image_pixels
-    }
 }

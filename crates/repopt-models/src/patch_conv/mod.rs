@@ -13,6 +13,7 @@ mod autodiff;
 mod kernels;
 mod matrix;
 mod small_map;
+mod taps;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
