@@ -36,7 +36,11 @@ const TILES_PER_THREAD: usize = 4;
 pub fn forward(x: &[f32], weight: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
     check_lengths(geometry, x.len(), weight.len(), None);
     let shape = TileShape::of(geometry);
-    let mut y = vec![0.0f32; geometry.output_len()];
+    if shape.rows == 0 {
+        return vec![0.0; geometry.output_len()];
+    }
+    // Written by the tiles' products, not zero-filled first.
+    let mut y = Vec::with_capacity(geometry.output_len());
     let y_ptr = SharedMut(y.as_mut_ptr());
     let tiles = Tiles::of(geometry);
     let taps = Taps::of(geometry, tiles.step);
@@ -60,6 +64,9 @@ pub fn forward(x: &[f32], weight: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
             );
         }
     });
+    // SAFETY: every column of `y` belongs to one tile, whose product (`k` = `rows` > 0, not
+    // accumulating) wrote all `C_out` rows of it.
+    unsafe { y.set_len(geometry.output_len()) };
     y
 }
 

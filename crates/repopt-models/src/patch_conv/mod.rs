@@ -14,6 +14,7 @@ mod kernels;
 mod matrix;
 mod small_map;
 mod taps;
+mod transpose;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;

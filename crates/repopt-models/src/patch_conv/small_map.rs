@@ -28,6 +28,7 @@ use rayon::prelude::*;
 
 use super::kernels::{Wanted, check_lengths};
 use super::matrix::{Mat, MatMut, PARALLEL_PRODUCT, SharedMut, product_as_given};
+use super::transpose::transposed;
 use crate::ConvGeometry;
 
 /// Output pixels per image up to which a convolution runs here.
@@ -150,30 +151,6 @@ fn input_gradient(weight: &[f32], gt: &[f32], s: &Sizes, pairs: &[Pair]) -> Vec<
         }
     });
     transposed(&dxt, [s.channels_in, s.pixels, s.batch])
-}
-
-/// Each of the `blocks` `[rows, cols]` matrices of `src` transposed to `[cols, rows]`, in
-/// square tiles that stay in cache on both sides.
-fn transposed(src: &[f32], [blocks, rows, cols]: [usize; 3]) -> Vec<f32> {
-    const TILE: usize = 16;
-    assert_eq!(src.len(), blocks * rows * cols, "transposed: length");
-    let mut out = vec![0.0f32; src.len()];
-    for (from, to) in src
-        .chunks_exact(rows * cols)
-        .zip(out.chunks_exact_mut(rows * cols))
-    {
-        for r0 in (0..rows).step_by(TILE) {
-            for c0 in (0..cols).step_by(TILE) {
-                for r in r0..(r0 + TILE).min(rows) {
-                    let row = &from[r * cols..][c0..(c0 + TILE).min(cols)];
-                    for (c, &v) in (c0..).zip(row) {
-                        to[c * rows + r] = v;
-                    }
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Output pixel `p` reads input pixel `q` through tap `t` (indices within one image and the
@@ -301,21 +278,6 @@ mod tests {
                 input: 0
             }]
         );
-    }
-
-    /// Every block transposed, tiles or not (sides longer and shorter than a tile).
-    #[test]
-    fn transposed_swaps_rows_and_columns_of_every_block() {
-        for [blocks, rows, cols] in [[2, 3, 4], [3, 37, 5], [1, 17, 33]] {
-            let src: Vec<f32> = (0..blocks * rows * cols).map(|v| v as f32).collect();
-            let out = transposed(&src, [blocks, rows, cols]);
-            for (b, r, c) in (0..blocks)
-                .flat_map(|b| (0..rows).flat_map(move |r| (0..cols).map(move |c| (b, r, c))))
-            {
-                let block = b * rows * cols;
-                assert_eq!(out[block + c * rows + r], src[block + r * cols + c]);
-            }
-        }
     }
 
     #[test]
