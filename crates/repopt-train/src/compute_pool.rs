@@ -6,7 +6,7 @@
 //! fires) is only decayed, `W ← W·(1 − η·λ)` each step, and so are its momentum and
 //! everything computed from it, until after ~10⁵ steps its values fall below `2⁻¹²⁶`. The
 //! pool's threads therefore flush them to zero (x86: MXCSR's FTZ and DAZ bits; AArch64: FPCR's
-//! FZ bit), as TensorFlow and oneDNN do: a value below `1.2·10⁻³⁸` reads and is written as
+//! FZ bit), as TensorFlow's CPU threads do: a value below `1.2·10⁻³⁸` reads and is written as
 //! `±0`. Everything at or above `2⁻¹²⁶` computes bit for bit as before.
 
 use std::hint::black_box;
