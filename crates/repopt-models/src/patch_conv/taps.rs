@@ -148,15 +148,12 @@ impl Taps {
 /// The shifted reads of a stride-1 "same" convolution.
 fn shifted_reads(geometry: &ConvGeometry) -> Reads {
     let [_, _, height, width] = geometry.input;
-    let [kernel_h, kernel_w] = geometry.kernel;
     let [top, left, _, _] = geometry.padding;
-    let taps = || (0..kernel_h).flat_map(|u| (0..kernel_w).map(move |v| [u, v]));
-    let pixels = || (0..height).flat_map(|i| (0..width).map(move |j| [i, j]));
-    let shifts = taps()
+    let shifts = grid(geometry.kernel)
         .map(|[u, v]| (u as isize - top as isize) * width as isize + v as isize - left as isize)
         .collect();
-    let masks = taps()
-        .flat_map(|tap| pixels().map(move |pixel| (pixel, tap)))
+    let masks = grid(geometry.kernel)
+        .flat_map(|tap| grid([height, width]).map(move |pixel| (pixel, tap)))
         .map(|(pixel, tap)| match geometry.reads(pixel, tap) {
             Some(_) => u32::MAX,
             None => 0,
@@ -168,8 +165,7 @@ fn shifted_reads(geometry: &ConvGeometry) -> Reads {
 /// The index table of any geometry, for tiles of at most `tile_images` images.
 fn indexed_reads(geometry: &ConvGeometry, tile_images: usize) -> Reads {
     let [_, _, height, width] = geometry.input;
-    let [kernel_h, kernel_w] = geometry.kernel;
-    let [out_h, out_w] = geometry.output_size().expect("valid convolution geometry");
+    let output = geometry.output_size().expect("valid convolution geometry");
     assert!(
         tile_images * height * width < u32::MAX as usize,
         "convolution tile too large for 32-bit indices"
@@ -178,16 +174,21 @@ fn indexed_reads(geometry: &ConvGeometry, tile_images: usize) -> Reads {
         let [h, w] = geometry.reads([i, j], tap)?;
         Some(((n * height + h) * width + w) as u32)
     };
-    let columns = tile_images * out_h * out_w;
-    let mut indices = Vec::with_capacity(kernel_h * kernel_w * columns);
-    for tap in (0..kernel_h).flat_map(|u| (0..kernel_w).map(move |v| [u, v])) {
+    let columns = tile_images * output[0] * output[1];
+    let mut indices = Vec::with_capacity(geometry.taps() * columns);
+    for tap in grid(geometry.kernel) {
         for n in 0..tile_images {
-            for pixel in (0..out_h).flat_map(|i| (0..out_w).map(move |j| [i, j])) {
+            for pixel in grid(output) {
                 indices.push(reads(n, pixel, tap).unwrap_or(u32::MAX));
             }
         }
     }
     Reads::Indexed { indices, columns }
+}
+
+/// Every position `[i, j]` of a `[rows, cols]` grid, row by row (kernel taps, pixels).
+fn grid([rows, cols]: [usize; 2]) -> impl Iterator<Item = [usize; 2]> + Clone {
+    (0..rows).flat_map(move |i| (0..cols).map(move |j| [i, j]))
 }
 
 /// `row &= mask`, bit for bit, image by image (`mask` one image long): entries whose mask is
