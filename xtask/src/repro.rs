@@ -837,14 +837,15 @@ fn undecided_checks(plan: &Plan) -> Vec<String> {
 }
 
 /// Seconds per epoch of `method` (training and evaluation) now: the median of the last
-/// [`RECENT_EPOCHS`] epochs in the most recently written log of its runs (any seed or
-/// schedule), so that the estimate follows a faster build or a busier machine. The median,
-/// because an epoch during which the run was paused lasts many times the others.
+/// [`RECENT_EPOCHS`] epochs in the most recently written log of the runs that train its
+/// network (any method, seed or schedule; see [`network`]), so that the estimate follows a
+/// faster build or a busier machine even for a method not run since. The median, because an
+/// epoch during which the run was paused lasts many times the others.
 fn seconds_per_epoch(plan: &Plan, method: &str) -> Option<f64> {
     let newest = plan
         .runs()
         .into_iter()
-        .filter(|r| r.method == method)
+        .filter(|r| network(&r.method) == network(method))
         .filter_map(|r| {
             let log = r.dir.with_extension("log");
             let written = std::fs::metadata(&log).and_then(|m| m.modified()).ok()?;
@@ -853,6 +854,16 @@ fn seconds_per_epoch(plan: &Plan, method: &str) -> Option<f64> {
         .max_by_key(|(written, _)| *written)?;
     let seconds = logged_epoch_seconds(&newest.1);
     median(&seconds[seconds.len().saturating_sub(RECENT_EPOCHS)..])
+}
+
+/// The network a method trains, which sets its cost per epoch: the search's three branches
+/// with trainable scales, RepVGG's three branches, or the plain target, whatever its update
+/// rule (the Grad Mults' one multiply per weight is within the noise of an epoch).
+fn network(method: &str) -> &str {
+    match method {
+        "hs" | "repvgg" => method,
+        _ => "target",
+    }
 }
 
 /// Epochs the time-left estimate reads per method.
@@ -1615,8 +1626,9 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
         assert_eq!(stats::median(&seconds), 42.0);
     }
 
-    /// The time-left estimate reads the last epochs of the method's newest log: a faster build
-    /// or a busier machine shows at once.
+    /// The time-left estimate reads the last epochs of the newest log of the method's network:
+    /// a faster build or a busier machine shows at once, also for the methods of the same
+    /// network not run since.
     #[test]
     fn the_estimate_follows_the_newest_epochs() {
         let dir = std::env::temp_dir().join(format!("repro-eta-{}", std::process::id()));
@@ -1640,8 +1652,11 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
         let mut recent = vec![60.0; 20];
         recent.extend([30.0; RECENT_EPOCHS]);
         log("repopt-long", &recent, 10);
+        log("repvgg-s0", &[90.0; 30], 7200);
         assert_eq!(seconds_per_epoch(&plan, "repopt"), Some(30.0));
-        assert_eq!(seconds_per_epoch(&plan, "plain"), None);
+        assert_eq!(seconds_per_epoch(&plan, "mults-only"), Some(30.0));
+        assert_eq!(seconds_per_epoch(&plan, "repvgg"), Some(90.0));
+        assert_eq!(seconds_per_epoch(&plan, "hs"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
