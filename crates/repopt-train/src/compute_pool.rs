@@ -40,6 +40,19 @@ pub fn compute_pool(
     }
 }
 
+/// Runs `work` on the caller's rayon pool if it is on one, else inside a [`compute_pool`] of its
+/// own (`RAYON_NUM_THREADS` threads, else one per core; subnormals flushed), as the `repopt`
+/// commands do. A program that wants other threads or IEEE underflow calls from inside its own
+/// pool's [`install`](rayon::ThreadPool::install).
+pub fn on_compute_threads<R: Send>(
+    work: impl FnOnce() -> R + Send,
+) -> Result<R, rayon::ThreadPoolBuildError> {
+    match rayon::current_thread_index() {
+        Some(_) => Ok(work()),
+        None => Ok(compute_pool(None, Denormals::Flush)?.install(work)),
+    }
+}
+
 /// Makes the calling thread flush subnormal `f32`/`f64` values to zero, as inputs and as
 /// results. Returns `false` where the CPU has no such mode here (then nothing changes).
 pub fn flush_denormals() -> bool {
@@ -145,6 +158,20 @@ mod tests {
             .unwrap()
         };
         assert_eq!(products(true), products(false));
+    }
+
+    /// Outside any pool, the work runs on flushing pool threads; inside a caller's pool, on
+    /// that pool, as the caller set it up.
+    #[test]
+    fn work_runs_on_the_callers_pool_or_a_compute_pool() {
+        let seen = || (rayon::current_thread_index().is_some(), flushes_denormals());
+        let outside = std::thread::spawn(move || on_compute_threads(seen).unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(outside, (true, true));
+        let callers = compute_pool(Some(1), Denormals::Keep).unwrap();
+        let inside = callers.install(|| on_compute_threads(seen).unwrap());
+        assert_eq!(inside, (true, false));
     }
 
     #[test]

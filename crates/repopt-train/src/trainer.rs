@@ -51,7 +51,17 @@ pub fn peak_memory_bytes() -> Option<u64> {
 }
 
 /// Trains as `config` says and writes the artifacts into `config.out`.
+///
+/// Computes on the caller's rayon pool if called from one, else on a pool of its own with
+/// subnormals flushed to zero, as the `repopt` commands do
+/// ([`on_compute_threads`](crate::compute_pool::on_compute_threads)).
 pub fn run(config: &RunConfig) -> Result<RunOutcome> {
+    crate::compute_pool::on_compute_threads(|| run_here(config))
+        .map_err(|e| TrainError::Config(format!("compute threads: {e}")))?
+}
+
+/// [`run`] on the calling thread's pool.
+fn run_here(config: &RunConfig) -> Result<RunOutcome> {
     config.validate()?;
     let device = parse_device(&config.device)?;
     let data = open_data(config)?;
