@@ -159,6 +159,36 @@ fn im2col_equals_burn_conv_outputs_and_gradients() {
             [19, 4, 3, 5],
         ),
         Case("5x5 s3 p2", [2, 3], 5, 3, [2; 4], false, [3, 2, 11, 8]),
+        // Strided convolutions whose sides are multiples of the stride, and an even kernel.
+        Case(
+            "3x3 s2 p1 (even), batch 29",
+            [5, 4],
+            3,
+            2,
+            [1; 4],
+            true,
+            [29, 5, 8, 6],
+        ),
+        Case("1x1 s2 (even)", [5, 6], 1, 2, [0; 4], false, [3, 5, 6, 4]),
+        Case(
+            "5x5 s2 p2 (even)",
+            [3, 4],
+            5,
+            2,
+            [2; 4],
+            false,
+            [2, 3, 8, 8],
+        ),
+        Case(
+            "3x3 s3 p1 on 9x6",
+            [2, 3],
+            3,
+            3,
+            [1; 4],
+            false,
+            [3, 2, 9, 6],
+        ),
+        Case("2x2 s2 (even)", [3, 2], 2, 2, [0; 4], false, [2, 3, 6, 4]),
         // Maps of at most four output pixels (sums over the taps that read the input).
         Case("3x3 s1 p1 on 2x2", [6, 5], 3, 1, [1; 4], true, [3, 6, 2, 2]),
         Case(
@@ -238,6 +268,8 @@ fn im2col_equals_burn_conv_outputs_and_gradients() {
     check(&conv, [2, 3, 2, 2], "3x3 padding (3, 3, 3, 1)");
     conv.padding = PaddingConfig2d::Explicit(0, 2, 1, 0);
     check(&conv, [3, 3, 2, 1], "3x3 padding (0, 2, 1, 0) on 2x1");
+    conv.stride = [2, 2];
+    check(&conv, [3, 3, 8, 6], "3x3 stride 2 padding (0, 2, 1, 0)");
     conv.padding = PaddingConfig2d::Explicit(3, 3, 3, 1);
     conv.stride = [2, 3];
     check(
