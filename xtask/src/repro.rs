@@ -784,9 +784,15 @@ fn status(plan: &Plan) -> Result<(), String> {
         "method", "seed", "epochs", "s/epoch"
     );
     for run in &runs {
-        let per_epoch = seconds_per_epoch(plan, &run.method);
         let done = run.epochs_done();
-        remaining += (run.epochs - done) as f64 * per_epoch.or(fallback).unwrap_or(f64::NAN);
+        // A finished run shows what its epochs took, the others the rate they are counted at.
+        let per_epoch = match run.finished() {
+            true => median_epoch_seconds(&run.dir),
+            false => seconds_per_epoch(plan, &run.method),
+        };
+        if !run.finished() {
+            remaining += (run.epochs - done) as f64 * per_epoch.or(fallback).unwrap_or(f64::NAN);
+        }
         println!(
             "{:<26} {:>4} {:>4}/{:<4} {:>10}  {}{}",
             run.label(),
