@@ -176,6 +176,7 @@ fn read_json(path: &Path) -> Result<serde_json::Value, String> {
 fn scheme_key(scheme: &serde_json::Value) -> String {
     let activations = match &scheme["activations"] {
         serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "f32".to_string(),
         other => other
             .get("percentile")
             .and_then(|p| p.as_f64())

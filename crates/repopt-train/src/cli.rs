@@ -364,8 +364,9 @@ pub struct QuantizeArgs {
     #[arg(long, value_delimiter = ',', default_value = "per-channel,per-tensor", value_parser = ["per-channel", "per-tensor"])]
     pub weights: Vec<String>,
     /// Activation ranges: minmax (smallest and largest value seen), percentile (see
-    /// --percentile).
-    #[arg(long, value_delimiter = ',', default_value = "minmax,percentile", value_parser = ["minmax", "percentile"])]
+    /// --percentile); or f32: activations not quantized (int8 weights only, to tell the two
+    /// sources of error apart).
+    #[arg(long, value_delimiter = ',', default_value = "minmax,percentile", value_parser = ["minmax", "percentile", "f32"])]
     pub activations: Vec<String>,
     /// The percentile of the percentile calibration (its low end: 100 − p).
     #[arg(long, default_value_t = 99.99)]

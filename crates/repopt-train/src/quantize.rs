@@ -37,8 +37,9 @@ pub struct QuantizeRequest {
     pub calibration_images: usize,
     /// Weight granularities to evaluate.
     pub weights: Vec<WeightGranularity>,
-    /// Activation calibrations to evaluate.
-    pub activations: Vec<Calibration>,
+    /// Activation calibrations to evaluate; `None`: activations kept in `f32` (int8 weights
+    /// only).
+    pub activations: Vec<Option<Calibration>>,
     /// Whether the first block and the classifier are quantized, for each value given.
     pub first_and_last: Vec<bool>,
     /// Evaluate on a random subset of this many test images.
@@ -52,8 +53,8 @@ pub struct QuantizeRequest {
 pub struct SchemeResult {
     /// Weight granularity.
     pub weights: WeightGranularity,
-    /// Activation calibration.
-    pub activations: Calibration,
+    /// Activation calibration; `None` (`null`): activations kept in `f32`.
+    pub activations: Option<Calibration>,
     /// Whether the first block and the classifier are quantized.
     pub first_and_last: bool,
     /// The int8 model's evaluation.
@@ -147,11 +148,13 @@ pub fn quantize(request: &QuantizeRequest) -> Result<QuantizeReport> {
     let fp32 = evaluate_with(test_loader(), |x| model.forward(x))?;
     let mut schemes = Vec::new();
     for &activations in &request.activations {
-        let grids: Vec<ActivationQuant> = samples
+        let grids: Vec<Option<ActivationQuant>> = samples
             .iter()
             .map(|values| {
-                let (lo, hi) = calibrated_range(&mut values.clone(), activations);
-                ActivationQuant::from_range(lo, hi)
+                activations.map(|calibration| {
+                    let (lo, hi) = calibrated_range(&mut values.clone(), calibration);
+                    ActivationQuant::from_range(lo, hi)
+                })
             })
             .collect();
         for &weights in &request.weights {
@@ -165,7 +168,7 @@ pub fn quantize(request: &QuantizeRequest) -> Result<QuantizeReport> {
                 let used: Vec<Option<ActivationQuant>> = grids
                     .iter()
                     .enumerate()
-                    .map(|(i, g)| (first_and_last || (i != 0 && i != last)).then_some(*g))
+                    .map(|(i, g)| g.filter(|_| first_and_last || (i != 0 && i != last)))
                     .collect();
                 let int8 = evaluate_with(test_loader(), |x| quantized.forward_quantized(x, &used))?;
                 schemes.push(SchemeResult {
@@ -248,8 +251,9 @@ impl QuantizeReport {
                     WeightGranularity::PerTensor => "per tensor",
                 },
                 match s.activations {
-                    Calibration::MinMax => "min-max".to_string(),
-                    Calibration::Percentile(p) => format!("percentile {p}"),
+                    Some(Calibration::MinMax) => "min-max".to_string(),
+                    Some(Calibration::Percentile(p)) => format!("percentile {p}"),
+                    None => "f32".to_string(),
                 },
                 if s.first_and_last { "int8" } else { "f32" },
                 s.int8.top1,

@@ -36,6 +36,31 @@ fn trained_runs_quantize_and_evaluate_under_every_scheme() {
             assert!((fp32 - int8 - scheme["drop"].as_f64().unwrap()).abs() < 1e-9);
             assert!(int8 > 10.0, "{method} {scheme}: int8 accuracy {int8}");
         }
+        // Int8 weights alone: activations kept in f32 (`null` in the report).
+        let weights_only = Path::new(run).join("weights-only.json");
+        let table = common::repopt_ok(&[
+            "quantize",
+            "--run",
+            run,
+            "--calibration-images",
+            "64",
+            "--weights",
+            "per-channel",
+            "--activations",
+            "f32",
+            "--first-last",
+            "int8",
+            "--json",
+            weights_only.to_str().unwrap(),
+        ]);
+        assert!(table.contains("| per channel | f32 | int8 |"), "{table}");
+        let json = std::fs::read_to_string(&weights_only).unwrap();
+        let only: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let only = only["schemes"].as_array().unwrap();
+        assert_eq!(only.len(), 1);
+        assert!(only[0]["activations"].is_null(), "{}", only[0]);
+        let drop = only[0]["drop"].as_f64().unwrap();
+        assert!(drop.abs() < 5.0, "{method}: int8 weights alone lose {drop}");
         let layers = report["weight_sqnr_db"].as_array().unwrap();
         assert_eq!(layers.last().unwrap()["layer"], "linear");
         for layer in layers {
@@ -54,6 +79,7 @@ fn trained_runs_quantize_and_evaluate_under_every_scheme() {
         "per-tensor",
         "minmax",
         "percentile",
+        "f32",
         "calibration-images",
     ] {
         assert!(help.contains(word), "--help does not mention {word}");

@@ -31,8 +31,9 @@ pub(super) fn quantize(args: &QuantizeArgs, stdout: &mut dyn Write) -> Result<()
             .activations
             .iter()
             .map(|a| match a.as_str() {
-                "percentile" => Calibration::Percentile(args.percentile),
-                _ => Calibration::MinMax,
+                "percentile" => Some(Calibration::Percentile(args.percentile)),
+                "f32" => None,
+                _ => Some(Calibration::MinMax),
             })
             .collect(),
         first_and_last: args.first_last.iter().map(|f| f == "int8").collect(),
