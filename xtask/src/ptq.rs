@@ -60,6 +60,27 @@ pub fn quantize_command(repopt: &Path, dir: &Path, calibration_images: u64) -> C
     command
 }
 
+/// The run's report of int8 weights alone, whole model and layer by layer.
+pub const WEIGHTS_ONLY_REPORT: &str = "quantization-weights-only.json";
+
+/// `repopt quantize` of int8 weights alone (activations in `f32`, first and last layers
+/// quantized), whole and one layer at a time (`--per-layer`): which layers a weights-caused
+/// drop comes from. Reported in the run's [`WEIGHTS_ONLY_REPORT`].
+pub fn weights_only_command(repopt: &Path, dir: &Path, calibration_images: u64) -> Command {
+    let mut command = quantize_command(repopt, dir, calibration_images);
+    command
+        .args([
+            "--activations",
+            "f32",
+            "--first-last",
+            "int8",
+            "--per-layer",
+        ])
+        .arg("--json")
+        .arg(dir.join(WEIGHTS_ONLY_REPORT));
+    command
+}
+
 /// `cargo xtask ptq`.
 pub fn ptq(settings: &Ptq) -> Result<(), String> {
     let repopt = match &settings.repopt {

@@ -747,24 +747,38 @@ fn train(
     Ok(())
 }
 
-/// The int8 report of a finished run of the study (`quantization.json`), made while its model
-/// is on this machine: no export keeps models. Its output goes to the run's log; a failure is
-/// reported and leaves the run finished (`cargo xtask ptq` makes the report later).
+/// The int8 reports of a finished run of the study, made while its model is on this machine
+/// (no export keeps models): every scheme (`quantization.json`), then int8 weights alone, whole
+/// and layer by layer ([`WEIGHTS_ONLY_REPORT`](crate::ptq::WEIGHTS_ONLY_REPORT)). Their output
+/// goes to the run's log; a failure is reported and leaves the run finished (`cargo xtask ptq`
+/// makes the first report later).
 fn quantize(run: &Run, repopt: &Path, log: std::fs::File, log_path: &Path) {
-    let mut command =
-        crate::ptq::quantize_command(repopt, &run.dir, crate::ptq::CALIBRATION_IMAGES);
-    let quantized = log.try_clone().map_err(|e| e.to_string()).and_then(|err| {
-        command.stdout(log).stderr(err);
-        crate::run(command)
-    });
-    match quantized {
-        Ok(()) => println!("== {} seed {}: int8 report written", run.label(), run.seed),
-        Err(e) => println!(
-            "== {} seed {}: warning: no int8 report ({e}; see {}); `cargo xtask ptq` makes it",
-            run.label(),
-            run.seed,
-            log_path.display()
+    let images = crate::ptq::CALIBRATION_IMAGES;
+    let reports = [
+        (
+            "int8 report",
+            crate::ptq::quantize_command(repopt, &run.dir, images),
         ),
+        (
+            "int8 weights-only report",
+            crate::ptq::weights_only_command(repopt, &run.dir, images),
+        ),
+    ];
+    for (what, mut command) in reports {
+        let quantized = log.try_clone().map_err(|e| e.to_string()).and_then(|out| {
+            let err = log.try_clone().map_err(|e| e.to_string())?;
+            command.stdout(out).stderr(err);
+            crate::run(command)
+        });
+        match quantized {
+            Ok(()) => println!("== {} seed {}: {what} written", run.label(), run.seed),
+            Err(e) => println!(
+                "== {} seed {}: warning: no {what} ({e}; see {})",
+                run.label(),
+                run.seed,
+                log_path.display()
+            ),
+        }
     }
 }
 
@@ -1510,8 +1524,13 @@ mod tests {
                 "quantize --run {} --calibration-images 1000",
                 repopt_dir.display()
             );
-            let expected_calls = if quick { 2 } else { 3 };
+            let weights_only = format!(
+                "{quantized} --activations f32 --first-last int8 --per-layer --json {}",
+                repopt_dir.join(crate::ptq::WEIGHTS_ONLY_REPORT).display()
+            );
+            let expected_calls = if quick { 2 } else { 4 };
             assert_eq!(lines.len(), expected_calls, "{lines:?}");
+            assert_eq!(lines.contains(&weights_only), !quick, "{lines:?}");
             assert!(
                 lines[0].starts_with("--threads 3 train --method repopt "),
                 "{lines:?}"

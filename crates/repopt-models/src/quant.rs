@@ -156,6 +156,22 @@ pub struct QuantSettings {
     pub first_and_last: bool,
 }
 
+/// Quantize-dequantizes a conv kernel `[out, in, kh, kw]` in place, per output channel or per
+/// tensor.
+fn quantize_kernel(weight: &mut Param<Tensor<4>>, granularity: WeightGranularity) {
+    let value = weight.val();
+    let device = value.device();
+    let shape = value.dims();
+    let mut data: Vec<f32> = value
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32");
+    fake_quant_weights(&mut data, shape[0], granularity);
+    let tensor = Tensor::<4>::from_data(TensorData::new(data, shape), &device);
+    *weight = Param::from_tensor(tensor);
+}
+
 impl RepOptVgg {
     /// The inputs of every block in forward order, then the classifier's pooled input
     /// (`[N, C, 1, 1]`): the points where a quantized model quantizes activations.
@@ -172,56 +188,86 @@ impl RepOptVgg {
         points
     }
 
-    /// This deployed model with int8 quantize-dequantized weights (biases kept). Fails unless
-    /// every block is in `Deploy` mode ([`fuse_target`](Self::fuse_target) /
-    /// [`fuse_repvgg`](Self::fuse_repvgg) first).
-    pub fn with_quantized_weights(mut self, settings: QuantSettings) -> Result<Self> {
-        if self.mode() != BlockMode::Deploy {
-            return Err(ModelError::WrongMode {
-                operation: "quantizing the weights of a deployed model".into(),
-                expected: "Deploy (fuse_target / fuse_repvgg first)".into(),
-                found: self.mode().to_string(),
+    /// This deployed model with int8 quantize-dequantized weights (biases kept): every layer,
+    /// or all but the first block and the classifier. Fails unless every block is in `Deploy`
+    /// mode ([`fuse_target`](Self::fuse_target) / [`fuse_repvgg`](Self::fuse_repvgg) first).
+    pub fn with_quantized_weights(self, settings: QuantSettings) -> Result<Self> {
+        self.ensure_deployed()?;
+        let layers = self.blocks().len() + 1;
+        let kept = usize::from(!settings.first_and_last);
+        (kept..layers - kept).try_fold(self, |model, layer| {
+            model.with_quantized_layer(layer, settings.weights)
+        })
+    }
+
+    /// The names of the layers that carry weights, in forward order: every block, then
+    /// `linear` (the classifier). Layer `i` of [`with_quantized_layer`](Self::with_quantized_layer)
+    /// is the `i`-th name.
+    pub fn weight_layers(&self) -> Vec<String> {
+        let blocks = self.blocks().into_iter().map(|b| b.spec.name.clone());
+        blocks
+            .chain(std::iter::once("linear".to_string()))
+            .collect()
+    }
+
+    /// This deployed model with the weights of layer `layer` alone int8 quantize-dequantized
+    /// (forward order, see [`weight_layers`](Self::weight_layers)); every other layer and all
+    /// biases stay as they are. Fails unless every block is in `Deploy` mode, or when there is no
+    /// such layer.
+    pub fn with_quantized_layer(
+        mut self,
+        layer: usize,
+        granularity: WeightGranularity,
+    ) -> Result<Self> {
+        self.ensure_deployed()?;
+        let blocks = self.blocks().len();
+        if layer > blocks {
+            return Err(ModelError::Config {
+                message: format!(
+                    "no weight layer {layer}: the model has {} (blocks, then the classifier)",
+                    blocks + 1
+                ),
             });
         }
-        let first = !settings.first_and_last;
-        let quantize = |weight: &mut Param<Tensor<4>>| {
-            let value = weight.val();
-            let device = value.device();
-            let shape = value.dims();
-            let mut data: Vec<f32> = value
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32");
-            fake_quant_weights(&mut data, shape[0], settings.weights);
-            let tensor = Tensor::<4>::from_data(TensorData::new(data, shape), &device);
-            *weight = Param::from_tensor(tensor);
-        };
+        if layer == blocks {
+            self.quantize_classifier(granularity);
+            return Ok(self);
+        }
         let mut index = 0;
-        self = self.try_map_blocks(|mut block| {
-            if index > 0 || !first {
+        self.try_map_blocks(|mut block| {
+            if index == layer {
                 let conv = block.conv.as_mut().expect("Deploy block has conv");
-                quantize(&mut conv.weight);
+                quantize_kernel(&mut conv.weight, granularity);
             }
             index += 1;
             Ok(block)
-        })?;
-        if settings.first_and_last {
-            let weight = self.linear.weight.val();
-            let device = weight.device();
-            let [inputs, outputs] = weight.dims();
-            // Burn stores the linear weight [in, out]: quantize per output column.
-            let transposed: Vec<f32> = weight
-                .transpose()
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("f32");
-            let mut data = transposed;
-            fake_quant_weights(&mut data, outputs, settings.weights);
-            let tensor = Tensor::<2>::from_data(TensorData::new(data, [outputs, inputs]), &device);
-            self.linear.weight = Param::from_tensor(tensor.transpose());
+        })
+    }
+
+    fn ensure_deployed(&self) -> Result<()> {
+        match self.mode() {
+            BlockMode::Deploy => Ok(()),
+            found => Err(ModelError::WrongMode {
+                operation: "quantizing the weights of a deployed model".into(),
+                expected: "Deploy (fuse_target / fuse_repvgg first)".into(),
+                found: found.to_string(),
+            }),
         }
-        Ok(self)
+    }
+
+    /// Quantize-dequantizes the classifier's weight per output (Burn stores it `[in, out]`).
+    fn quantize_classifier(&mut self, granularity: WeightGranularity) {
+        let weight = self.linear.weight.val();
+        let device = weight.device();
+        let [inputs, outputs] = weight.dims();
+        let mut data: Vec<f32> = weight
+            .transpose()
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        fake_quant_weights(&mut data, outputs, granularity);
+        let tensor = Tensor::<2>::from_data(TensorData::new(data, [outputs, inputs]), &device);
+        self.linear.weight = Param::from_tensor(tensor.transpose());
     }
 
     /// The signal-to-quantization-noise ratio `10·log10(‖W‖² / ‖W − Ŵ‖²)` (dB) of every block's
@@ -415,6 +461,72 @@ mod tests {
                 "error {error} against logits up to {size}"
             );
         }
+    }
+
+    /// Every layer's weights (block kernels, then the classifier), as values.
+    fn layer_weights(model: &RepOptVgg) -> Vec<Vec<f32>> {
+        let values = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
+        let mut out: Vec<Vec<f32>> = model
+            .blocks()
+            .into_iter()
+            .map(|b| values(b.conv.as_ref().unwrap().weight.val()))
+            .collect();
+        out.push(
+            model
+                .linear
+                .weight
+                .val()
+                .into_data()
+                .try_into_vec()
+                .unwrap(),
+        );
+        out
+    }
+
+    /// Quantizing one layer changes that layer's weights and no other's; all layers one by one
+    /// give exactly the whole model's quantization; a layer past the classifier is refused.
+    #[test]
+    fn one_layer_at_a_time_composes_to_the_whole_model() {
+        use crate::config::RepOptVggConfig;
+        let _rng = crate::rng_lock();
+        let device = burn::tensor::Device::flex();
+        device.seed(12);
+        let mut config = RepOptVggConfig::preset("tiny")
+            .unwrap()
+            .with_num_classes(10);
+        config.width_multiplier = [0.25; 4];
+        let deployed = config.init(&device).fuse_target().unwrap();
+        let names = deployed.weight_layers();
+        assert_eq!(names.len(), deployed.blocks().len() + 1);
+        assert_eq!(names.last().unwrap(), "linear");
+        let original = layer_weights(&deployed);
+        for granularity in [WeightGranularity::PerChannel, WeightGranularity::PerTensor] {
+            let mut all = deployed.clone();
+            for layer in 0..names.len() {
+                let one = deployed
+                    .clone()
+                    .with_quantized_layer(layer, granularity)
+                    .unwrap();
+                for (i, (q, w)) in layer_weights(&one).iter().zip(&original).enumerate() {
+                    assert_eq!(
+                        q != w,
+                        i == layer,
+                        "{granularity:?}: quantizing {layer} touched {i}"
+                    );
+                }
+                all = all.with_quantized_layer(layer, granularity).unwrap();
+            }
+            let whole = deployed
+                .clone()
+                .with_quantized_weights(QuantSettings {
+                    weights: granularity,
+                    first_and_last: true,
+                })
+                .unwrap();
+            assert_eq!(layer_weights(&all), layer_weights(&whole));
+        }
+        let past = deployed.with_quantized_layer(names.len(), WeightGranularity::PerChannel);
+        assert!(past.unwrap_err().to_string().contains("no weight layer"));
     }
 
     fn settings(first_and_last: bool) -> QuantSettings {

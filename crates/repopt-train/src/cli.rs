@@ -377,6 +377,11 @@ pub struct QuantizeArgs {
     /// Evaluate on a random subset of this many test images.
     #[arg(long)]
     pub test_limit: Option<usize>,
+    /// Also evaluate each layer's int8 weights alone (the other layers and the activations in
+    /// f32), for every --weights granularity: which layers a drop comes from. One evaluation
+    /// per layer and granularity.
+    #[arg(long)]
+    pub per_layer: bool,
     /// Device (cpu, wgpu, cuda:N).
     #[arg(long, default_value = "cpu")]
     pub device: String,

@@ -44,6 +44,9 @@ pub struct QuantizeRequest {
     pub first_and_last: Vec<bool>,
     /// Evaluate on a random subset of this many test images.
     pub test_limit: Option<usize>,
+    /// Also evaluate each layer's int8 weights alone (everything else in `f32`), for every
+    /// granularity of `weights`.
+    pub per_layer: bool,
     /// The device.
     pub device: Device,
 }
@@ -74,6 +77,19 @@ pub struct LayerSqnr {
     pub per_tensor: f64,
 }
 
+/// One layer's weights in int8, everything else in `f32`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerDrop {
+    /// Block name, or `linear`.
+    pub layer: String,
+    /// Weight granularity.
+    pub weights: WeightGranularity,
+    /// Top-1 of the model with this layer's weights quantized (%).
+    pub top1: f64,
+    /// Top-1 lost against the float model (points).
+    pub drop: f64,
+}
+
 /// The float model and every scheme.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuantizeReport {
@@ -89,6 +105,10 @@ pub struct QuantizeReport {
     pub weight_sqnr_db: Vec<LayerSqnr>,
     /// Each scheme.
     pub schemes: Vec<SchemeResult>,
+    /// Each layer's int8 weights alone (when asked for), layer by layer in forward order, each
+    /// granularity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_layer: Vec<LayerDrop>,
 }
 
 /// The run's model in its deployed form, in eval mode.
@@ -181,6 +201,10 @@ pub fn quantize(request: &QuantizeRequest) -> Result<QuantizeReport> {
             }
         }
     }
+    let per_layer = match request.per_layer {
+        true => per_layer_drops(&model, &request.weights, fp32.top1, test_loader)?,
+        false => Vec::new(),
+    };
     let per_tensor = model.weight_sqnr(WeightGranularity::PerTensor);
     let weight_sqnr_db = model
         .weight_sqnr(WeightGranularity::PerChannel)
@@ -199,7 +223,32 @@ pub fn quantize(request: &QuantizeRequest) -> Result<QuantizeReport> {
         calibration_images: calibration_set.len(),
         fp32,
         schemes,
+        per_layer,
     })
+}
+
+/// Top-1 with one layer's weights in int8 at a time (activations and the other layers in
+/// `f32`), for each layer and granularity: where a weights-only drop comes from.
+fn per_layer_drops(
+    model: &RepOptVgg,
+    granularities: &[WeightGranularity],
+    fp32_top1: f64,
+    test_loader: impl Fn() -> Arc<dyn burn::data::dataloader::DataLoader<crate::data::ImageBatch>>,
+) -> Result<Vec<LayerDrop>> {
+    let mut drops = Vec::new();
+    for (index, layer) in model.weight_layers().into_iter().enumerate() {
+        for &weights in granularities {
+            let quantized = model.clone().with_quantized_layer(index, weights)?;
+            let top1 = evaluate_with(test_loader(), |x| quantized.forward(x))?.top1;
+            drops.push(LayerDrop {
+                layer: layer.clone(),
+                weights,
+                top1,
+                drop: fp32_top1 - top1,
+            });
+        }
+    }
+    Ok(drops)
 }
 
 /// The values seen at every quantization point over the calibration images (each point's
@@ -246,10 +295,7 @@ impl QuantizeReport {
         for s in &self.schemes {
             out.push_str(&format!(
                 "| {} | {} | {} | {:.2} | {:+.2} |\n",
-                match s.weights {
-                    WeightGranularity::PerChannel => "per channel",
-                    WeightGranularity::PerTensor => "per tensor",
-                },
+                granularity_name(s.weights),
                 match s.activations {
                     Some(Calibration::MinMax) => "min-max".to_string(),
                     Some(Calibration::Percentile(p)) => format!("percentile {p}"),
@@ -270,6 +316,33 @@ impl QuantizeReport {
                 worst.per_tensor, worst.layer
             ));
         }
+        out.push_str(&self.per_layer_table());
+        out
+    }
+
+    /// The per-layer drops as a Markdown table, a row per layer and a column per granularity;
+    /// empty when none were measured.
+    fn per_layer_table(&self) -> String {
+        let mut columns: Vec<WeightGranularity> = Vec::new();
+        for d in &self.per_layer {
+            if !columns.contains(&d.weights) {
+                columns.push(d.weights);
+            }
+        }
+        if columns.is_empty() {
+            return String::new();
+        }
+        let names: Vec<&str> = columns.iter().map(|&g| granularity_name(g)).collect();
+        let mut out = format!(
+            "\none layer's weights in int8, the rest and the activations in f32 (drop in points)\n\n\
+             | layer | {} |\n|---|{}\n",
+            names.join(" | "),
+            "---|".repeat(columns.len())
+        );
+        for row in self.per_layer.chunks(columns.len()) {
+            let cells: Vec<String> = row.iter().map(|d| format!("{:+.2}", d.drop)).collect();
+            out.push_str(&format!("| {} | {} |\n", row[0].layer, cells.join(" | ")));
+        }
         out
     }
 
@@ -277,5 +350,13 @@ impl QuantizeReport {
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("serializable");
         write_atomic(path, text.as_bytes()).map_err(|e| file_error(path, e))
+    }
+}
+
+/// A granularity as the tables name it.
+fn granularity_name(granularity: WeightGranularity) -> &'static str {
+    match granularity {
+        WeightGranularity::PerChannel => "per channel",
+        WeightGranularity::PerTensor => "per tensor",
     }
 }

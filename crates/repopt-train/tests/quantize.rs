@@ -50,18 +50,39 @@ fn trained_runs_quantize_and_evaluate_under_every_scheme() {
             "f32",
             "--first-last",
             "int8",
+            "--per-layer",
             "--json",
             weights_only.to_str().unwrap(),
         ]);
         assert!(table.contains("| per channel | f32 | int8 |"), "{table}");
         let json = std::fs::read_to_string(&weights_only).unwrap();
-        let only: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let only = only["schemes"].as_array().unwrap();
+        let only_report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let only = only_report["schemes"].as_array().unwrap();
         assert_eq!(only.len(), 1);
         assert!(only[0]["activations"].is_null(), "{}", only[0]);
         let drop = only[0]["drop"].as_f64().unwrap();
         assert!(drop.abs() < 5.0, "{method}: int8 weights alone lose {drop}");
         let layers = report["weight_sqnr_db"].as_array().unwrap();
+        // One layer's int8 weights at a time: a row per layer, in the SQNR's order.
+        let per_layer = only_report["per_layer"].as_array().unwrap();
+        assert_eq!(per_layer.len(), layers.len(), "one granularity asked for");
+        for (drop, layer) in per_layer.iter().zip(layers) {
+            assert_eq!(drop["layer"], layer["layer"]);
+            assert_eq!(drop["weights"], "per-channel");
+            let top1 = drop["top1"].as_f64().unwrap();
+            let fp32 = only_report["fp32"]["top1"].as_f64().unwrap();
+            assert!((fp32 - top1 - drop["drop"].as_f64().unwrap()).abs() < 1e-9);
+            assert!(
+                drop["drop"].as_f64().unwrap().abs() < 5.0,
+                "{method}: {drop}"
+            );
+            let row = format!("| {} | ", layer["layer"].as_str().unwrap());
+            assert!(table.contains(&row), "{row} missing from\n{table}");
+        }
+        assert!(
+            report.get("per_layer").is_none(),
+            "not asked for: not in the report"
+        );
         assert_eq!(layers.last().unwrap()["layer"], "linear");
         for layer in layers {
             let (c, t) = (
@@ -81,6 +102,7 @@ fn trained_runs_quantize_and_evaluate_under_every_scheme() {
         "percentile",
         "f32",
         "calibration-images",
+        "per-layer",
     ] {
         assert!(help.contains(word), "--help does not mention {word}");
     }

@@ -38,6 +38,7 @@ pub(super) fn quantize(args: &QuantizeArgs, stdout: &mut dyn Write) -> Result<()
             .collect(),
         first_and_last: args.first_last.iter().map(|f| f == "int8").collect(),
         test_limit: args.test_limit,
+        per_layer: args.per_layer,
         device: parse_device(&args.device)?,
     };
     let report = crate::quantize::quantize(&request)?;
