@@ -219,14 +219,39 @@ fn read_record(path: &Path, what: &str) -> Result<ModuleRecord> {
         .cast_to_module_dtype())
 }
 
-/// `module` with the model file at `path` loaded into it.
-fn load_into<M: Module>(path: &Path, module: M) -> Result<M> {
+/// `module` with the model file at `path` loaded into it; a training checkpoint's model (the
+/// [`Classifier`] record) is taken as well.
+fn load_into<M: Network>(path: &Path, module: M) -> Result<M> {
     if !path.is_file() {
         return Err(file_error(path, "no such model file"));
     }
+    let record = read_record(path, "model file")?;
     module
-        .try_load_record(read_record(path, "model file")?)
-        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+        .clone()
+        .try_load_record(record)
+        .or_else(|e| load_checkpoint_into(path, module).map_err(|_| e))
+        .map_err(|e| {
+            file_error(
+                path,
+                format!("does not fit the architecture: {}", brief(&e)),
+            )
+        })
+}
+
+/// Characters of a record error kept in a message (Burn lists every tensor it misses).
+const ERROR_CHARS: usize = 300;
+
+/// `error`'s message, cut after [`ERROR_CHARS`] characters.
+fn brief(error: &impl std::fmt::Display) -> String {
+    let message = error.to_string();
+    let total = message.chars().count();
+    match total > ERROR_CHARS {
+        true => {
+            let kept: String = message.chars().take(ERROR_CHARS).collect();
+            format!("{kept}… ({} more characters)", total - ERROR_CHARS)
+        }
+        false => message,
+    }
 }
 
 /// `model` with the model of the training checkpoint at `path` loaded into it.
@@ -234,11 +259,62 @@ fn load_checkpoint_into<M: Network>(path: &Path, model: M) -> Result<M> {
     Classifier::new(model, 0.0)
         .try_load_record(read_record(path, "checkpoint")?)
         .map(|classifier| classifier.model)
-        .map_err(|e| file_error(path, format!("does not fit the architecture: {e}")))
+        .map_err(|e| {
+            file_error(
+                path,
+                format!("does not fit the architecture: {}", brief(&e)),
+            )
+        })
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("serializable");
     write_atomic(path, text.as_bytes()).map_err(|e| file_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(width: f32) -> RepOptVggConfig {
+        let mut config = RepOptVggConfig::preset("tiny")
+            .unwrap()
+            .with_num_classes(10);
+        config.width_multiplier = [width; 4];
+        config
+    }
+
+    fn write(path: &Path, module: impl Module) {
+        std::fs::write(path, &*module.into_record().into_bytes().unwrap()).unwrap();
+    }
+
+    fn kernel(model: &RepOptVgg) -> Vec<f32> {
+        let conv = model.blocks()[1].conv.as_ref().unwrap().weight.val();
+        conv.into_data().try_into_vec::<f32>().unwrap()
+    }
+
+    /// A training checkpoint (the Classifier's record) given as a model file loads its model; a
+    /// model of another architecture fails with a message that names the file and stays short
+    /// although Burn lists every missing tensor.
+    #[test]
+    fn a_checkpoint_loads_as_a_model_file_and_a_mismatch_is_brief() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny(0.25);
+        let model = config.init(&device);
+        let checkpoint = dir.path().join("model-7.bpk");
+        write(&checkpoint, Classifier::new(model.clone(), 0.0));
+        let loaded = load_model_file(&checkpoint, &config, &device).unwrap();
+        assert_eq!(kernel(&loaded), kernel(&model));
+
+        let foreign = dir.path().join("foreign.bpk");
+        write(&foreign, tiny(0.5).init(&device));
+        let as_model = load_model_file(&foreign, &config, &device).unwrap_err();
+        let as_checkpoint = load_checkpoint_model(&foreign, &config, &device).unwrap_err();
+        for error in [as_model, as_checkpoint].map(|e| e.to_string()) {
+            assert!(error.contains("foreign.bpk") && error.contains("does not fit"));
+            assert!(error.chars().count() < ERROR_CHARS + 200, "{error}");
+        }
+    }
 }
