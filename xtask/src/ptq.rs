@@ -4,7 +4,9 @@
 //! `repopt quantize` evaluates every scheme (kept in the run's `quantization.json`, so a finished
 //! run is not quantized again; a run whose model was not kept counts only through such a
 //! report); the study then gives FP32 and INT8 top-1 per method and scheme
-//! over the seeds, the drop, the per-layer weight SQNR and the kernels' distribution. With
+//! over the seeds, the drop, the per-layer weight SQNR and the kernels' distribution, and per
+//! run the drop of int8 weights alone and the layer that loses most alone (the run's
+//! `quantization-weights-only.json`, made here for a run that still has its model). With
 //! `--converged` the same for the matrix at the budget the convergence check found.
 
 use std::path::{Path, PathBuf};
@@ -116,6 +118,13 @@ pub fn ptq(settings: &Ptq) -> Result<(), String> {
         if !complete_report(&dir.join("quantization.json")) {
             crate::run(quantize_command(&repopt, dir, settings.calibration_images))?;
         }
+        if dir.join("model.bpk").is_file() && !per_layer_report(&dir.join(WEIGHTS_ONLY_REPORT)) {
+            crate::run(weights_only_command(
+                &repopt,
+                dir,
+                settings.calibration_images,
+            ))?;
+        }
     }
     let reports: Vec<(String, u64, serde_json::Value)> = runs
         .iter()
@@ -128,7 +137,14 @@ pub fn ptq(settings: &Ptq) -> Result<(), String> {
         })
         .collect::<Result<_, String>>()?;
     let out = &settings.repro;
-    let table = table(&reports);
+    let weights_only: Vec<(String, u64, serde_json::Value)> = runs
+        .iter()
+        .filter_map(|(method, seed, dir)| {
+            let report = read_json(&dir.join(WEIGHTS_ONLY_REPORT)).ok()?;
+            Some((method.clone(), *seed, report))
+        })
+        .collect();
+    let table = table(&reports) + &weights_only_table(&weights_only);
     let table_md = out.join(format!("{prefix}.md"));
     crate::write_text(&table_md, &table)?;
     let summary = serde_json::json!({
@@ -181,6 +197,11 @@ fn quantizable(runs: Vec<(String, u64, PathBuf)>) -> (Vec<(String, u64, PathBuf)
         complete_report(&dir.join("quantization.json")) || dir.join("model.bpk").is_file()
     });
     (kept, gone.into_iter().map(|(_, _, dir)| dir).collect())
+}
+
+/// Whether `path` is a weights-only report with its per-layer study.
+fn per_layer_report(path: &Path) -> bool {
+    read_json(path).is_ok_and(|r| r["per_layer"].as_array().is_some_and(|l| !l.is_empty()))
 }
 
 /// Whether `path` is a report of every scheme (`repopt quantize` with its default lists).
@@ -285,6 +306,49 @@ fn table(reports: &[(String, u64, serde_json::Value)]) -> String {
     }
     out.push_str("\nmean ± sample std over seeds; drop = FP32 − INT8 of the same run.\n");
     out.push_str(&drop_differences(reports, &keys));
+    out
+}
+
+/// Per run with a weights-only report: the drop of int8 weights alone (activations and first
+/// and last layers as [`weights_only_command`] sets them) per granularity, and the layer whose
+/// weights alone lose most; empty without such reports.
+fn weights_only_table(reports: &[(String, u64, serde_json::Value)]) -> String {
+    const GRANULARITIES: [&str; 2] = ["per-channel", "per-tensor"];
+    if reports.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nInt8 weights alone (activations in f32), and the one layer whose int8 weights alone \
+         lose most (the rest in f32):\n\n\
+         | method | seed | FP32 top-1 (%) | drop, per channel | drop, per tensor | \
+         worst layer, per channel | worst layer, per tensor |\n|---|---|---|---|---|---|---|\n",
+    );
+    for (method, seed, report) in reports {
+        let whole = GRANULARITIES.map(|g| {
+            let scheme = report["schemes"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["weights"] == g));
+            scheme
+                .and_then(|s| s["drop"].as_f64())
+                .map_or("–".into(), |d| format!("{d:+.2}"))
+        });
+        let worst = GRANULARITIES.map(|g| {
+            let layers = report["per_layer"].as_array().into_iter().flatten();
+            layers
+                .filter(|l| l["weights"] == g)
+                .filter_map(|l| Some((l["layer"].as_str()?, l["drop"].as_f64()?)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or("–".into(), |(layer, d)| format!("{layer} {d:+.2}"))
+        });
+        out.push_str(&format!(
+            "| {method} | {seed} | {:.2} | {} | {} | {} | {} |\n",
+            report["fp32"]["top1"].as_f64().unwrap_or(f64::NAN),
+            whole[0],
+            whole[1],
+            worst[0],
+            worst[1]
+        ));
+    }
     out
 }
 
@@ -409,5 +473,38 @@ mod tests {
         assert_eq!(picture_seed(&kept), Some(1));
         assert_eq!(picture_seed(&kept[..1]), None);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The weights-only table gives each run's whole-model drops and its worst single layer per
+    /// granularity; a report without the per-layer study shows dashes there.
+    #[test]
+    fn weights_only_table_names_the_worst_layer() {
+        let report = serde_json::json!({
+            "fp32": {"top1": 80.0},
+            "schemes": [
+                {"weights": "per-channel", "drop": 0.5},
+                {"weights": "per-tensor", "drop": 1.25},
+            ],
+            "per_layer": [
+                {"layer": "stage0", "weights": "per-channel", "drop": 0.1},
+                {"layer": "stage0", "weights": "per-tensor", "drop": 0.9},
+                {"layer": "stage3.6", "weights": "per-channel", "drop": 0.4},
+                {"layer": "stage3.6", "weights": "per-tensor", "drop": -0.2},
+            ],
+        });
+        let old = serde_json::json!({
+            "fp32": {"top1": 79.0},
+            "schemes": [{"weights": "per-channel", "drop": 6.0}],
+        });
+        let table = weights_only_table(&[("plain".into(), 0, report), ("repopt".into(), 1, old)]);
+        assert!(
+            table.contains("| plain | 0 | 80.00 | +0.50 | +1.25 | stage3.6 +0.40 | stage0 +0.90 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| repopt | 1 | 79.00 | +6.00 | – | – | – |"),
+            "{table}"
+        );
+        assert_eq!(weights_only_table(&[]), "");
     }
 }
