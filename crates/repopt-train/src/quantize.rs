@@ -126,57 +126,98 @@ pub fn deployed(record: &RunRecord, run: &Path, device: &Device) -> Result<RepOp
 
 /// Runs the request: calibrates once per calibration method and evaluates every scheme.
 pub fn quantize(request: &QuantizeRequest) -> Result<QuantizeReport> {
-    let record = RunRecord::load(&request.run)?;
-    let mut config = record.config.clone();
-    config.test_limit = request.test_limit.or(config.test_limit);
-    let model = deployed(&record, &request.run, &request.device)?;
-    let data = open_data(&config)?;
     if request.calibration_images == 0 {
         return Err(TrainError::Config(
             "--calibration-images must be at least 1".into(),
         ));
     }
-    let options = LoaderOptions {
-        batch_size: config.batch_size,
-        num_workers: config.workers,
-        seed: config.seed,
+    let record = RunRecord::load(&request.run)?;
+    let mut config = record.config.clone();
+    config.test_limit = request.test_limit.or(config.test_limit);
+    let model = deployed(&record, &request.run, &request.device)?;
+    let loaders = Loaders::new(&config, request)?;
+    let samples = collect_points(&model, loaders.calibration())?;
+    let fp32 = evaluate_with(loaders.test(), |x| model.forward(x))?;
+    let schemes = evaluate_schemes(&model, &samples, request, fp32.top1, &loaders)?;
+    let per_layer = match request.per_layer {
+        true => per_layer_drops(&model, &request.weights, fp32.top1, &loaders)?,
+        false => Vec::new(),
     };
-    let calibration_set: Arc<dyn Dataset<_>> = Arc::new(PartialDataset::new(
-        ShuffledDataset::new(data.train.clone(), config.seed ^ 0xCA1B),
-        0,
-        request.calibration_images.min(data.train.len()),
-    ));
-    let calibration_loader = || {
+    Ok(QuantizeReport {
+        run: request.run.clone(),
+        weight_sqnr_db: weight_sqnr(&model),
+        method: record.config.method_name(),
+        calibration_images: loaders.calibration_set.len(),
+        fp32,
+        schemes,
+        per_layer,
+    })
+}
+
+/// The calibration images (a seeded subset of the training images) and the test images, each
+/// loaded afresh with the evaluation transform.
+struct Loaders {
+    calibration_set: Arc<dyn Dataset<crate::data::ImageItem>>,
+    data: crate::run_data::RunData,
+    options: LoaderOptions,
+    device: Device,
+}
+
+type Loader = Arc<dyn burn::data::dataloader::DataLoader<crate::data::ImageBatch>>;
+
+impl Loaders {
+    fn new(config: &crate::config::RunConfig, request: &QuantizeRequest) -> Result<Self> {
+        let data = open_data(config)?;
+        let calibration_set: Arc<dyn Dataset<_>> = Arc::new(PartialDataset::new(
+            ShuffledDataset::new(data.train.clone(), config.seed ^ 0xCA1B),
+            0,
+            request.calibration_images.min(data.train.len()),
+        ));
+        let options = LoaderOptions {
+            batch_size: config.batch_size,
+            num_workers: config.workers,
+            seed: config.seed,
+        };
+        let device = request.device.clone();
+        Ok(Self {
+            calibration_set,
+            data,
+            options,
+            device,
+        })
+    }
+
+    fn calibration(&self) -> Loader {
+        self.load(self.calibration_set.clone())
+    }
+
+    fn test(&self) -> Loader {
+        self.load(self.data.test.clone())
+    }
+
+    fn load(&self, set: impl Dataset<crate::data::ImageItem> + 'static) -> Loader {
         eval_loader(
-            calibration_set.clone(),
-            data.eval_transform.clone(),
-            data.normalize.clone(),
-            &options,
-            &request.device,
+            set,
+            self.data.eval_transform.clone(),
+            self.data.normalize.clone(),
+            &self.options,
+            &self.device,
         )
-    };
-    let test_loader = || {
-        eval_loader(
-            data.test.clone(),
-            data.eval_transform.clone(),
-            data.normalize.clone(),
-            &options,
-            &request.device,
-        )
-    };
-    let samples = collect_points(&model, calibration_loader())?;
-    let fp32 = evaluate_with(test_loader(), |x| model.forward(x))?;
+    }
+}
+
+/// Every combination of the request's activation calibrations, weight granularities and
+/// first/last settings, evaluated on the test images.
+fn evaluate_schemes(
+    model: &RepOptVgg,
+    samples: &[Vec<f32>],
+    request: &QuantizeRequest,
+    fp32_top1: f64,
+    loaders: &Loaders,
+) -> Result<Vec<SchemeResult>> {
     let mut schemes = Vec::new();
     for &activations in &request.activations {
-        let grids: Vec<Option<ActivationQuant>> = samples
-            .iter()
-            .map(|values| {
-                activations.map(|calibration| {
-                    let (lo, hi) = calibrated_range(&mut values.clone(), calibration);
-                    ActivationQuant::from_range(lo, hi)
-                })
-            })
-            .collect();
+        let grids = activation_grids(samples, activations);
         for &weights in &request.weights {
             for &first_and_last in &request.first_and_last {
                 let settings = QuantSettings {
@@ -190,23 +231,41 @@ pub fn quantize(request: &QuantizeRequest) -> Result<QuantizeReport> {
                     .enumerate()
                     .map(|(i, g)| g.filter(|_| first_and_last || (i != 0 && i != last)))
                     .collect();
-                let int8 = evaluate_with(test_loader(), |x| quantized.forward_quantized(x, &used))?;
+                let int8 =
+                    evaluate_with(loaders.test(), |x| quantized.forward_quantized(x, &used))?;
                 schemes.push(SchemeResult {
                     weights,
                     activations,
                     first_and_last,
-                    drop: fp32.top1 - int8.top1,
+                    drop: fp32_top1 - int8.top1,
                     int8,
                 });
             }
         }
     }
-    let per_layer = match request.per_layer {
-        true => per_layer_drops(&model, &request.weights, fp32.top1, test_loader)?,
-        false => Vec::new(),
-    };
+    Ok(schemes)
+}
+
+/// Each quantization point's grid under `calibration` (`None`: activations kept in `f32`).
+fn activation_grids(
+    samples: &[Vec<f32>],
+    calibration: Option<Calibration>,
+) -> Vec<Option<ActivationQuant>> {
+    samples
+        .iter()
+        .map(|values| {
+            calibration.map(|calibration| {
+                let (lo, hi) = calibrated_range(&mut values.clone(), calibration);
+                ActivationQuant::from_range(lo, hi)
+            })
+        })
+        .collect()
+}
+
+/// Every layer's weight SQNR, per channel and per tensor.
+fn weight_sqnr(model: &RepOptVgg) -> Vec<LayerSqnr> {
     let per_tensor = model.weight_sqnr(WeightGranularity::PerTensor);
-    let weight_sqnr_db = model
+    model
         .weight_sqnr(WeightGranularity::PerChannel)
         .into_iter()
         .zip(per_tensor)
@@ -215,16 +274,7 @@ pub fn quantize(request: &QuantizeRequest) -> Result<QuantizeReport> {
             per_channel,
             per_tensor,
         })
-        .collect();
-    Ok(QuantizeReport {
-        run: request.run.clone(),
-        weight_sqnr_db,
-        method: record.config.method_name(),
-        calibration_images: calibration_set.len(),
-        fp32,
-        schemes,
-        per_layer,
-    })
+        .collect()
 }
 
 /// Top-1 with one layer's weights in int8 at a time (activations and the other layers in
@@ -233,13 +283,13 @@ fn per_layer_drops(
     model: &RepOptVgg,
     granularities: &[WeightGranularity],
     fp32_top1: f64,
-    test_loader: impl Fn() -> Arc<dyn burn::data::dataloader::DataLoader<crate::data::ImageBatch>>,
+    loaders: &Loaders,
 ) -> Result<Vec<LayerDrop>> {
     let mut drops = Vec::new();
     for (index, layer) in model.weight_layers().into_iter().enumerate() {
         for &weights in granularities {
             let quantized = model.clone().with_quantized_layer(index, weights)?;
-            let top1 = evaluate_with(test_loader(), |x| quantized.forward(x))?.top1;
+            let top1 = evaluate_with(loaders.test(), |x| quantized.forward(x))?.top1;
             drops.push(LayerDrop {
                 layer: layer.clone(),
                 weights,
@@ -253,10 +303,7 @@ fn per_layer_drops(
 
 /// The values seen at every quantization point over the calibration images (each point's
 /// sample capped at [`MAX_CALIBRATION_VALUES`] by keeping every k-th value of a batch).
-fn collect_points(
-    model: &RepOptVgg,
-    loader: Arc<dyn burn::data::dataloader::DataLoader<crate::data::ImageBatch>>,
-) -> Result<Vec<Vec<f32>>> {
+fn collect_points(model: &RepOptVgg, loader: Loader) -> Result<Vec<Vec<f32>>> {
     let mut samples: Vec<Vec<f32>> = Vec::new();
     for batch in loader.iter() {
         let batch = batch.map_err(|e| TrainError::Stopped(format!("calibration data: {e}")))?;
