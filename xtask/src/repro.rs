@@ -785,14 +785,21 @@ fn quantize(run: &Run, repopt: &Path, log: std::fs::File, log_path: &Path) {
 /// What is done and what remains, with the time left estimated from the finished epochs.
 fn status(plan: &Plan) -> Result<(), String> {
     let runs = plan.runs();
+    // Each method's rate read once (it reads the newest log of the method's network).
+    let mut rates: std::collections::HashMap<String, Option<f64>> = Default::default();
+    let mut rate = |method: &str| {
+        *rates
+            .entry(method.to_string())
+            .or_insert_with(|| seconds_per_epoch(plan, method))
+    };
     // Methods not yet measured are counted at the mean of those measured.
     let measured: Vec<f64> = std::iter::once("hs")
         .chain(METHODS.iter().map(|(method, _)| *method))
-        .filter_map(|method| seconds_per_epoch(plan, method))
+        .filter_map(&mut rate)
         .collect();
     let fallback = (!measured.is_empty()).then(|| stats::mean(&measured));
-    let mut remaining = 0.0;
-    let jobs = 2.0;
+    // Seconds each unfinished run still needs, runs under way first, then in the plan's order.
+    let mut queue: Vec<(bool, f64)> = Vec::new();
     println!(
         "{:<26} {:>4} {:>9} {:>10}  folder",
         "method", "seed", "epochs", "s/epoch"
@@ -802,10 +809,11 @@ fn status(plan: &Plan) -> Result<(), String> {
         // A finished run shows what its epochs took, the others the rate they are counted at.
         let per_epoch = match run.finished() {
             true => median_epoch_seconds(&run.dir),
-            false => seconds_per_epoch(plan, &run.method),
+            false => rate(&run.method),
         };
         if !run.finished() {
-            remaining += (run.epochs - done) as f64 * per_epoch.or(fallback).unwrap_or(f64::NAN);
+            let left = (run.epochs - done) as f64 * per_epoch.or(fallback).unwrap_or(f64::NAN);
+            queue.push((done == 0, left));
         }
         println!(
             "{:<26} {:>4} {:>4}/{:<4} {:>10}  {}{}",
@@ -824,16 +832,40 @@ fn status(plan: &Plan) -> Result<(), String> {
     print!("{}", converged::budget_line(plan));
     let finished = runs.iter().filter(|r| r.finished()).count();
     println!("\n{finished} of {} runs finished", runs.len());
-    if remaining.is_nan() {
+    queue.sort_by_key(|(waiting, _)| *waiting);
+    let seconds: Vec<f64> = queue.into_iter().map(|(_, s)| s).collect();
+    let left = makespan(&seconds, STATUS_JOBS);
+    if left.is_nan() {
         println!("time left: unknown until a run has trained an epoch");
     } else {
         println!(
-            "time left: about {:.1} h on this machine with --jobs 2 (from the seconds per epoch \
-             measured so far)",
-            remaining / jobs / 3600.0
+            "time left: about {:.1} h on this machine with --jobs {STATUS_JOBS} (from the seconds \
+             per epoch measured so far; a run takes the job that frees first)",
+            left / 3600.0
         );
     }
     Ok(())
+}
+
+/// The jobs `--status` counts with.
+const STATUS_JOBS: usize = 2;
+
+/// The time until runs taking `seconds` each are done on `jobs` jobs side by side, each run (in
+/// the given order) starting on the job that frees first: when the busiest job ends. `NaN` if
+/// a run's time is unknown.
+fn makespan(seconds: &[f64], jobs: usize) -> f64 {
+    if seconds.iter().any(|s| s.is_nan()) {
+        return f64::NAN;
+    }
+    let mut ends = vec![0.0f64; jobs.max(1)];
+    for &s in seconds {
+        let first = ends
+            .iter_mut()
+            .min_by(|a, b| a.total_cmp(b))
+            .expect("at least one job");
+        *first += s;
+    }
+    ends.into_iter().fold(0.0, f64::max)
 }
 
 /// The longer schedules of the convergence check not yet known to be needed: for each method,
@@ -1445,6 +1477,17 @@ mod tests {
             profile: "dev".into(),
             ..Repro::of_folder(&out.into(), false)
         }
+    }
+
+    /// Runs take the job that frees first: a long last run ends alone, later than half the sum;
+    /// an unknown time makes the whole unknown.
+    #[test]
+    fn the_time_left_puts_each_run_on_the_job_that_frees_first() {
+        assert_eq!(makespan(&[10.0, 10.0, 30.0], 2), 40.0);
+        assert_eq!(makespan(&[30.0, 10.0, 10.0], 2), 30.0);
+        assert_eq!(makespan(&[5.0, 5.0], 1), 10.0);
+        assert_eq!(makespan(&[], 2), 0.0);
+        assert!(makespan(&[5.0, f64::NAN], 2).is_nan());
     }
 
     #[test]
