@@ -156,17 +156,22 @@ pub struct QuantSettings {
     pub first_and_last: bool,
 }
 
+/// A tensor's values, row-major, as `f32`.
+fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32")
+}
+
 /// Quantize-dequantizes a conv kernel `[out, in, kh, kw]` in place, per output channel or per
 /// tensor.
 fn quantize_kernel(weight: &mut Param<Tensor<4>>, granularity: WeightGranularity) {
     let value = weight.val();
     let device = value.device();
     let shape = value.dims();
-    let mut data: Vec<f32> = value
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32");
+    let mut data = values(value);
     fake_quant_weights(&mut data, shape[0], granularity);
     let tensor = Tensor::<4>::from_data(TensorData::new(data, shape), &device);
     *weight = Param::from_tensor(tensor);
@@ -255,18 +260,22 @@ impl RepOptVgg {
         }
     }
 
-    /// Quantize-dequantizes the classifier's weight per output (Burn stores it `[in, out]`).
+    /// The classifier's weight one output per row (Burn stores it `[in, out]`), and its
+    /// `[outputs, inputs]`.
+    fn classifier_rows(&self) -> (Vec<f32>, [usize; 2]) {
+        let [inputs, outputs] = self.linear.weight.val().dims();
+        (
+            values(self.linear.weight.val().transpose()),
+            [outputs, inputs],
+        )
+    }
+
+    /// Quantize-dequantizes the classifier's weight per output.
     fn quantize_classifier(&mut self, granularity: WeightGranularity) {
-        let weight = self.linear.weight.val();
-        let device = weight.device();
-        let [inputs, outputs] = weight.dims();
-        let mut data: Vec<f32> = weight
-            .transpose()
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("f32");
-        fake_quant_weights(&mut data, outputs, granularity);
-        let tensor = Tensor::<2>::from_data(TensorData::new(data, [outputs, inputs]), &device);
+        let device = self.linear.weight.val().device();
+        let (mut data, shape) = self.classifier_rows();
+        fake_quant_weights(&mut data, shape[0], granularity);
+        let tensor = Tensor::<2>::from_data(TensorData::new(data, shape), &device);
         self.linear.weight = Param::from_tensor(tensor.transpose());
     }
 
@@ -284,12 +293,6 @@ impl RepOptVgg {
                 .sum();
             10.0 * (signal / noise).log10()
         };
-        let data = |t: Tensor<4>| -> Vec<f32> {
-            t.into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32")
-        };
         let mut out: Vec<(String, f64)> = self
             .blocks()
             .into_iter()
@@ -301,13 +304,11 @@ impl RepOptVgg {
                     .weight
                     .val();
                 let channels = kernel.dims()[0];
-                Some((block.spec.name.clone(), sqnr(data(kernel), channels)))
+                Some((block.spec.name.clone(), sqnr(values(kernel), channels)))
             })
             .collect();
-        let linear = self.linear.weight.val().transpose();
-        let outputs = linear.dims()[0];
-        let values = linear.into_data().try_into_vec::<f32>().expect("f32");
-        out.push(("linear".into(), sqnr(values, outputs)));
+        let (linear, [outputs, _]) = self.classifier_rows();
+        out.push(("linear".into(), sqnr(linear, outputs)));
         out
     }
 
@@ -420,16 +421,10 @@ mod tests {
     /// float logits; a model that is not deployed is refused.
     #[test]
     fn quantized_model_stays_close_to_float() {
-        use crate::config::RepOptVggConfig;
         use burn::tensor::Distribution;
         let _rng = crate::rng_lock();
+        let model = tiny_model(11);
         let device = burn::tensor::Device::flex();
-        device.seed(11);
-        let mut config = RepOptVggConfig::preset("tiny")
-            .unwrap()
-            .with_num_classes(10);
-        config.width_multiplier = [0.25; 4];
-        let model = config.init(&device);
         assert!(
             model
                 .clone()
@@ -463,23 +458,27 @@ mod tests {
         }
     }
 
+    /// The tiny preset at width 0.25 with 10 classes, initialised from `seed` on flex (the
+    /// caller holds the RNG lock).
+    fn tiny_model(seed: u64) -> RepOptVgg {
+        use crate::config::RepOptVggConfig;
+        let device = burn::tensor::Device::flex();
+        device.seed(seed);
+        let mut config = RepOptVggConfig::preset("tiny")
+            .unwrap()
+            .with_num_classes(10);
+        config.width_multiplier = [0.25; 4];
+        config.init(&device)
+    }
+
     /// Every layer's weights (block kernels, then the classifier), as values.
     fn layer_weights(model: &RepOptVgg) -> Vec<Vec<f32>> {
-        let values = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
         let mut out: Vec<Vec<f32>> = model
             .blocks()
             .into_iter()
             .map(|b| values(b.conv.as_ref().unwrap().weight.val()))
             .collect();
-        out.push(
-            model
-                .linear
-                .weight
-                .val()
-                .into_data()
-                .try_into_vec()
-                .unwrap(),
-        );
+        out.push(values(model.linear.weight.val()));
         out
     }
 
@@ -487,15 +486,8 @@ mod tests {
     /// give exactly the whole model's quantization; a layer past the classifier is refused.
     #[test]
     fn one_layer_at_a_time_composes_to_the_whole_model() {
-        use crate::config::RepOptVggConfig;
         let _rng = crate::rng_lock();
-        let device = burn::tensor::Device::flex();
-        device.seed(12);
-        let mut config = RepOptVggConfig::preset("tiny")
-            .unwrap()
-            .with_num_classes(10);
-        config.width_multiplier = [0.25; 4];
-        let deployed = config.init(&device).fuse_target().unwrap();
+        let deployed = tiny_model(12).fuse_target().unwrap();
         let names = deployed.weight_layers();
         assert_eq!(names.len(), deployed.blocks().len() + 1);
         assert_eq!(names.last().unwrap(), "linear");
