@@ -30,6 +30,7 @@ mod converged;
 mod export;
 mod mirror;
 mod queue;
+mod schedule;
 
 use queue::Queue;
 
@@ -668,7 +669,7 @@ pub fn repro(settings: &Repro) -> Result<(), String> {
 /// finished convergence check can call for a longer schedule: the queue plans again whenever
 /// it runs dry, so a free worker takes such a run while the others still train.
 fn train_planned(plan: &Plan, jobs: u64, data: &str, repopt: &Path) -> Result<(), String> {
-    let queue = Queue::new(plan);
+    let queue = Queue::new(plan, jobs as usize);
     let threads = threads_per_job(jobs);
     let scales = plan.hs_dir().join("scales.safetensors");
     std::thread::scope(|scope| {
@@ -691,7 +692,7 @@ fn train_planned(plan: &Plan, jobs: u64, data: &str, repopt: &Path) -> Result<()
                         }
                         Err(e) => Err(e),
                     };
-                    queue.done(result);
+                    queue.done(&run, result);
                 }
             });
         }
@@ -785,21 +786,9 @@ fn quantize(run: &Run, repopt: &Path, log: std::fs::File, log_path: &Path) {
 /// What is done and what remains, with the time left estimated from the finished epochs.
 fn status(plan: &Plan) -> Result<(), String> {
     let runs = plan.runs();
-    // Each method's rate read once (it reads the newest log of the method's network).
-    let mut rates: std::collections::HashMap<String, Option<f64>> = Default::default();
-    let mut rate = |method: &str| {
-        *rates
-            .entry(method.to_string())
-            .or_insert_with(|| seconds_per_epoch(plan, method))
-    };
-    // Methods not yet measured are counted at the mean of those measured.
-    let measured: Vec<f64> = std::iter::once("hs")
-        .chain(METHODS.iter().map(|(method, _)| *method))
-        .filter_map(&mut rate)
-        .collect();
-    let fallback = (!measured.is_empty()).then(|| stats::mean(&measured));
-    // Seconds each unfinished run still needs, runs under way first, then in the plan's order.
-    let mut queue: Vec<(bool, f64)> = Vec::new();
+    let mut estimates = Estimates::new(plan);
+    // Seconds each unfinished run still needs: runs under way, then the rest in the plan's order.
+    let (mut started, mut fresh) = (Vec::new(), Vec::new());
     println!(
         "{:<26} {:>4} {:>9} {:>10}  folder",
         "method", "seed", "epochs", "s/epoch"
@@ -809,11 +798,14 @@ fn status(plan: &Plan) -> Result<(), String> {
         // A finished run shows what its epochs took, the others the rate they are counted at.
         let per_epoch = match run.finished() {
             true => median_epoch_seconds(&run.dir),
-            false => rate(&run.method),
+            false => estimates.rate(&run.method),
         };
         if !run.finished() {
-            let left = (run.epochs - done) as f64 * per_epoch.or(fallback).unwrap_or(f64::NAN);
-            queue.push((done == 0, left));
+            let left = estimates.seconds_left(run);
+            match done {
+                0 => fresh.push(left),
+                _ => started.push(left),
+            }
         }
         println!(
             "{:<26} {:>4} {:>4}/{:<4} {:>10}  {}{}",
@@ -832,15 +824,17 @@ fn status(plan: &Plan) -> Result<(), String> {
     print!("{}", converged::budget_line(plan));
     let finished = runs.iter().filter(|r| r.finished()).count();
     println!("\n{finished} of {} runs finished", runs.len());
-    queue.sort_by_key(|(waiting, _)| *waiting);
-    let seconds: Vec<f64> = queue.into_iter().map(|(_, s)| s).collect();
-    let left = makespan(&seconds, STATUS_JOBS);
+    // At most one run under way per job; any more wait first in line.
+    let busy: Vec<f64> = started.drain(..started.len().min(STATUS_JOBS)).collect();
+    started.extend(fresh);
+    let left = schedule::time_left(&busy, &started, STATUS_JOBS);
     if left.is_nan() {
         println!("time left: unknown until a run has trained an epoch");
     } else {
         println!(
             "time left: about {:.1} h on this machine with --jobs {STATUS_JOBS} (from the seconds \
-             per epoch measured so far; a run takes the job that frees first)",
+             per epoch measured so far; each run takes the job that frees first, in the plan's \
+             order but for a long run moved ahead so as not to end alone)",
             left / 3600.0
         );
     }
@@ -850,22 +844,41 @@ fn status(plan: &Plan) -> Result<(), String> {
 /// The jobs `--status` counts with.
 const STATUS_JOBS: usize = 2;
 
-/// The time until runs taking `seconds` each are done on `jobs` jobs side by side, each run (in
-/// the given order) starting on the job that frees first: when the busiest job ends. `NaN` if
-/// a run's time is unknown.
-fn makespan(seconds: &[f64], jobs: usize) -> f64 {
-    if seconds.iter().any(|s| s.is_nan()) {
-        return f64::NAN;
+/// The seconds runs still need, from each method's measured rate ([`seconds_per_epoch`],
+/// read once); a method not yet measured counts at the mean rate of those measured.
+struct Estimates<'a> {
+    plan: &'a Plan,
+    rates: std::collections::HashMap<String, Option<f64>>,
+}
+
+impl<'a> Estimates<'a> {
+    fn new(plan: &'a Plan) -> Self {
+        Self {
+            plan,
+            rates: Default::default(),
+        }
     }
-    let mut ends = vec![0.0f64; jobs.max(1)];
-    for &s in seconds {
-        let first = ends
-            .iter_mut()
-            .min_by(|a, b| a.total_cmp(b))
-            .expect("at least one job");
-        *first += s;
+
+    /// Seconds per epoch of `method`, if measured.
+    fn rate(&mut self, method: &str) -> Option<f64> {
+        let plan = self.plan;
+        *(self.rates.entry(method.to_string())).or_insert_with(|| seconds_per_epoch(plan, method))
     }
-    ends.into_iter().fold(0.0, f64::max)
+
+    /// Seconds `run` still needs; `NaN` while no method has a measured rate.
+    fn seconds_left(&mut self, run: &Run) -> f64 {
+        let per_epoch = self.rate(&run.method).or_else(|| self.fallback());
+        (run.epochs - run.epochs_done()) as f64 * per_epoch.unwrap_or(f64::NAN)
+    }
+
+    /// The mean rate of the methods measured.
+    fn fallback(&mut self) -> Option<f64> {
+        let measured: Vec<f64> = std::iter::once("hs")
+            .chain(METHODS.iter().map(|(method, _)| *method))
+            .filter_map(|method| self.rate(method))
+            .collect();
+        (!measured.is_empty()).then(|| stats::mean(&measured))
+    }
 }
 
 /// The longer schedules of the convergence check not yet known to be needed: for each method,
@@ -1477,17 +1490,6 @@ mod tests {
             profile: "dev".into(),
             ..Repro::of_folder(&out.into(), false)
         }
-    }
-
-    /// Runs take the job that frees first: a long last run ends alone, later than half the sum;
-    /// an unknown time makes the whole unknown.
-    #[test]
-    fn the_time_left_puts_each_run_on_the_job_that_frees_first() {
-        assert_eq!(makespan(&[10.0, 10.0, 30.0], 2), 40.0);
-        assert_eq!(makespan(&[30.0, 10.0, 10.0], 2), 30.0);
-        assert_eq!(makespan(&[5.0, 5.0], 1), 10.0);
-        assert_eq!(makespan(&[], 2), 0.0);
-        assert!(makespan(&[5.0, f64::NAN], 2).is_nan());
     }
 
     #[test]

@@ -4,20 +4,23 @@
 //! failure stops the hand-out. The plan can grow while it trains (a finished convergence check
 //! calls for a longer schedule, the checks decide the converged matrix), so when no run is left
 //! the queue asks the plan again, and a worker waits while others still train whatever they
-//! may call for, instead of leaving its core idle until they finish.
+//! may call for, instead of leaving its core idle until they finish. Among the runs ready to
+//! train, a worker takes the first, or the longest when it must start now not to end alone
+//! ([`schedule::pick`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Plan, Run};
+use super::{Estimates, Plan, Run, schedule};
 
 /// How long a worker waits before looking again for a run it can take.
 const POLL: Duration = Duration::from_secs(5);
 
 pub(super) struct Queue<'a> {
     plan: &'a Plan,
+    jobs: usize,
     state: Mutex<State>,
 }
 
@@ -27,21 +30,23 @@ struct State {
     /// Every run this queue has taken from the plan (it hands each out once).
     taken: HashSet<PathBuf>,
     /// Runs handed out and not yet done.
-    in_flight: usize,
+    in_flight: Vec<Run>,
     error: Option<String>,
 }
 
 impl<'a> Queue<'a> {
-    pub(super) fn new(plan: &'a Plan) -> Self {
+    /// A queue for `jobs` workers.
+    pub(super) fn new(plan: &'a Plan, jobs: usize) -> Self {
         let mut state = State {
             pending: Vec::new(),
             taken: HashSet::new(),
-            in_flight: 0,
+            in_flight: Vec::new(),
             error: None,
         };
         state.refill(plan);
         Self {
             plan,
+            jobs,
             state: Mutex::new(state),
         }
     }
@@ -59,27 +64,25 @@ impl<'a> Queue<'a> {
                 if state.pending.is_empty() {
                     state.refill(self.plan);
                 }
-                if state.pending.is_empty() && state.in_flight == 0 {
+                if state.pending.is_empty() && state.in_flight.is_empty() {
                     return None;
                 }
-                let hs_pending = state.pending.iter().any(|r| r.method == "hs");
-                let ready = state
-                    .pending
-                    .iter()
-                    .position(|r| !r.needs_scales() || (!hs_pending && scales.is_file()));
-                if let Some(i) = ready {
-                    state.in_flight += 1;
-                    return Some(state.pending.remove(i));
+                if let Some(i) = state.pick(self.plan, scales, self.jobs) {
+                    let run = state.pending.remove(i);
+                    state.in_flight.push(run.clone());
+                    return Some(run);
                 }
             }
             std::thread::sleep(POLL);
         }
     }
 
-    /// A run handed out by [`Queue::next`] is done; a failure stops the hand-out.
-    pub(super) fn done(&self, result: Result<(), String>) {
+    /// `run`, handed out by [`Queue::next`], is done; a failure stops the hand-out.
+    pub(super) fn done(&self, run: &Run, result: Result<(), String>) {
         let mut state = self.state.lock().expect("queue");
-        state.in_flight -= 1;
+        if let Some(i) = state.in_flight.iter().position(|r| r.dir == run.dir) {
+            state.in_flight.remove(i);
+        }
         if let Err(e) = result {
             state.error.get_or_insert(e);
         }
@@ -95,6 +98,31 @@ impl<'a> Queue<'a> {
 }
 
 impl State {
+    /// The index in `pending` of the run to hand out, if one is ready: a run that needs the
+    /// scales is ready once the search has written them.
+    fn pick(&self, plan: &Plan, scales: &Path, jobs: usize) -> Option<usize> {
+        let hs_pending = self.pending.iter().any(|r| r.method == "hs");
+        let ready: Vec<usize> = (0..self.pending.len())
+            .filter(|&i| {
+                let run = &self.pending[i];
+                !run.needs_scales() || (!hs_pending && scales.is_file())
+            })
+            .collect();
+        if ready.len() < 2 {
+            return ready.first().copied();
+        }
+        let mut estimates = Estimates::new(plan);
+        let busy: Vec<f64> = self
+            .in_flight
+            .iter()
+            .map(|r| estimates.seconds_left(r))
+            .collect();
+        let waiting: Vec<f64> = (ready.iter())
+            .map(|&i| estimates.seconds_left(&self.pending[i]))
+            .collect();
+        Some(ready[schedule::pick(&busy, &waiting, jobs)])
+    }
+
     /// Adds the unfinished runs of `plan` this queue has not taken yet.
     fn refill(&mut self, plan: &Plan) {
         for run in plan.runs() {
@@ -130,7 +158,7 @@ mod tests {
         let scales = plan.hs_dir().join("scales.safetensors");
         std::fs::write(&scales, "").unwrap();
         finish(&dir.join("repvgg-long"), 70.1, 20);
-        let queue = Queue::new(&plan);
+        let queue = Queue::new(&plan, 2);
         let first = queue.next(&scales).unwrap();
         let second = queue.next(&scales).unwrap();
         assert_eq!(
@@ -139,19 +167,52 @@ mod tests {
         );
         // repopt moved by 2 points: its 40-epoch run, while plain still trains.
         finish(&first.dir, 72.0, 20);
-        queue.done(Ok(()));
+        queue.done(&first, Ok(()));
         let third = queue.next(&scales).unwrap();
         assert_eq!(name(&third), "repopt-long-40");
         // plain moved by 0.2: nothing more for it.
         finish(&second.dir, 70.2, 20);
-        queue.done(Ok(()));
+        queue.done(&second, Ok(()));
         // repopt still moves at 40 epochs, the longest check: no converged budget, nothing left.
         finish(&third.dir, 73.0, 40);
-        queue.done(Ok(()));
+        queue.done(&third, Ok(()));
         let last = queue.next(&scales);
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(last.is_none(), "{last:?}");
         assert!(queue.result().is_ok());
+    }
+
+    /// Runs ready together go in the plan's order, except a long one that would otherwise end
+    /// alone: of seed 2's repopt, plain and RepVGG (100, 100 and 200 s at the measured rates),
+    /// the second worker takes RepVGG, so both end at 200 s rather than 300.
+    #[test]
+    fn a_long_run_starts_early_enough_not_to_end_alone() {
+        let dir = std::env::temp_dir().join(format!("repro-queue-long-{}", std::process::id()));
+        let plan = doubling_plan(&dir);
+        let last = ["repopt-s2", "plain-s2", "repvgg-s2"];
+        for run in plan.runs() {
+            if !last.contains(&name(&run).as_str()) {
+                finish(&run.dir, 70.0, run.epochs);
+            }
+        }
+        for (run, seconds) in [("repopt-s0", 10), ("repvgg-s0", 20)] {
+            let lines: String = (1..=10)
+                .map(|e| {
+                    format!("epoch {e}/10 train ({seconds} s): x\nepoch {e}/10 valid (0 s): x\n")
+                })
+                .collect();
+            std::fs::write(dir.join(format!("{run}.log")), lines).unwrap();
+        }
+        let scales = plan.hs_dir().join("scales.safetensors");
+        std::fs::write(&scales, "").unwrap();
+        let queue = Queue::new(&plan, 2);
+        let first = queue.next(&scales).unwrap();
+        let second = queue.next(&scales).unwrap();
+        queue.done(&first, Ok(()));
+        let third = queue.next(&scales).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let names = [&first, &second, &third].map(name);
+        assert_eq!(names, ["repopt-s2", "repvgg-s2", "plain-s2"]);
     }
 
     /// A failure stops the hand-out and is the queue's result.
@@ -160,10 +221,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("repro-queue-fail-{}", std::process::id()));
         let plan = doubling_plan(&dir);
         let scales = plan.hs_dir().join("scales.safetensors");
-        let queue = Queue::new(&plan);
+        let queue = Queue::new(&plan, 2);
         let first = queue.next(&scales).unwrap();
         assert_eq!(first.method, "hs");
-        queue.done(Err("hs failed".into()));
+        queue.done(&first, Err("hs failed".into()));
         assert!(queue.next(&scales).is_none());
         assert_eq!(queue.result(), Err("hs failed".into()));
         std::fs::remove_dir_all(&dir).ok();
