@@ -868,7 +868,7 @@ impl<'a> Estimates<'a> {
     /// Seconds `run` still needs; `NaN` while no method has a measured rate.
     fn seconds_left(&mut self, run: &Run) -> f64 {
         let per_epoch = self.rate(&run.method).or_else(|| self.fallback());
-        (run.epochs - run.epochs_done()) as f64 * per_epoch.unwrap_or(f64::NAN)
+        run.epochs.saturating_sub(run.epochs_done()) as f64 * per_epoch.unwrap_or(f64::NAN)
     }
 
     /// The mean rate of the methods measured.
@@ -1704,15 +1704,7 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
         let dir = std::env::temp_dir().join(format!("repro-eta-{}", std::process::id()));
         let plan = doubling_plan(&dir);
         let log = |run: &str, seconds: &[f64], age_s: u64| {
-            let lines: String = seconds
-                .iter()
-                .enumerate()
-                .map(|(e, s)| {
-                    format!("epoch {e}/99 train ({s} s): x\nepoch {e}/99 valid (0 s): x\n")
-                })
-                .collect();
-            let path = dir.join(format!("{run}.log"));
-            std::fs::write(&path, lines).unwrap();
+            let path = epoch_log(&dir, run, seconds);
             let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_s);
             let file = std::fs::File::options().write(true).open(&path).unwrap();
             file.set_modified(when).unwrap();
@@ -1728,6 +1720,27 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
         assert_eq!(seconds_per_epoch(&plan, "repvgg"), Some(90.0));
         assert_eq!(seconds_per_epoch(&plan, "hs"), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes `run`'s log into `dir` with one epoch per entry of `seconds`, each taking that
+    /// long to train; returns the log's path.
+    pub(super) fn epoch_log(dir: &Path, run: &str, seconds: &[f64]) -> PathBuf {
+        let n = seconds.len();
+        let lines: String = (seconds.iter().enumerate())
+            .map(|(e, s)| format!("epoch {e}/{n} train ({s} s): x\nepoch {e}/{n} valid (0 s): x\n"))
+            .collect();
+        let path = dir.join(format!("{run}.log"));
+        std::fs::write(&path, lines).unwrap();
+        path
+    }
+
+    /// Finishes every run of `plan` but those named in `but`.
+    pub(super) fn finish_all_but(plan: &Plan, but: &[&str]) {
+        for run in plan.runs() {
+            if !but.iter().any(|name| run.dir.ends_with(name)) {
+                finish(&run.dir, 70.0, run.epochs);
+            }
+        }
     }
 
     /// Writes a finished run into `dir`: its outcome and a curve rising by one point an epoch

@@ -102,11 +102,9 @@ impl State {
     /// scales is ready once the search has written them.
     fn pick(&self, plan: &Plan, scales: &Path, jobs: usize) -> Option<usize> {
         let hs_pending = self.pending.iter().any(|r| r.method == "hs");
+        let scales_ready = !hs_pending && scales.is_file();
         let ready: Vec<usize> = (0..self.pending.len())
-            .filter(|&i| {
-                let run = &self.pending[i];
-                !run.needs_scales() || (!hs_pending && scales.is_file())
-            })
+            .filter(|&i| scales_ready || !self.pending[i].needs_scales())
             .collect();
         if ready.len() < 2 {
             return ready.first().copied();
@@ -135,7 +133,7 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{doubling_plan, finish};
+    use super::super::tests::{doubling_plan, epoch_log, finish, finish_all_but};
     use super::*;
 
     fn name(run: &Run) -> String {
@@ -149,12 +147,7 @@ mod tests {
     fn a_free_worker_takes_what_a_finished_check_calls_for() {
         let dir = std::env::temp_dir().join(format!("repro-queue-{}", std::process::id()));
         let plan = doubling_plan(&dir);
-        let checks = ["repopt-long", "plain-long", "repvgg-long"];
-        for run in plan.runs() {
-            if !checks.contains(&name(&run).as_str()) {
-                finish(&run.dir, 70.0, run.epochs);
-            }
-        }
+        finish_all_but(&plan, &["repopt-long", "plain-long", "repvgg-long"]);
         let scales = plan.hs_dir().join("scales.safetensors");
         std::fs::write(&scales, "").unwrap();
         finish(&dir.join("repvgg-long"), 70.1, 20);
@@ -189,20 +182,9 @@ mod tests {
     fn a_long_run_starts_early_enough_not_to_end_alone() {
         let dir = std::env::temp_dir().join(format!("repro-queue-long-{}", std::process::id()));
         let plan = doubling_plan(&dir);
-        let last = ["repopt-s2", "plain-s2", "repvgg-s2"];
-        for run in plan.runs() {
-            if !last.contains(&name(&run).as_str()) {
-                finish(&run.dir, 70.0, run.epochs);
-            }
-        }
-        for (run, seconds) in [("repopt-s0", 10), ("repvgg-s0", 20)] {
-            let lines: String = (1..=10)
-                .map(|e| {
-                    format!("epoch {e}/10 train ({seconds} s): x\nepoch {e}/10 valid (0 s): x\n")
-                })
-                .collect();
-            std::fs::write(dir.join(format!("{run}.log")), lines).unwrap();
-        }
+        finish_all_but(&plan, &["repopt-s2", "plain-s2", "repvgg-s2"]);
+        epoch_log(&dir, "repopt-s0", &[10.0; 10]);
+        epoch_log(&dir, "repvgg-s0", &[20.0; 10]);
         let scales = plan.hs_dir().join("scales.safetensors");
         std::fs::write(&scales, "").unwrap();
         let queue = Queue::new(&plan, 2);
