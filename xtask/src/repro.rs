@@ -1726,7 +1726,8 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
     /// long to train; returns the log's path.
     pub(super) fn epoch_log(dir: &Path, run: &str, seconds: &[f64]) -> PathBuf {
         let n = seconds.len();
-        let lines: String = (seconds.iter().enumerate())
+        let lines: String = (1..=n)
+            .zip(seconds)
             .map(|(e, s)| format!("epoch {e}/{n} train ({s} s): x\nepoch {e}/{n} valid (0 s): x\n"))
             .collect();
         let path = dir.join(format!("{run}.log"));
