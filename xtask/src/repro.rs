@@ -1402,13 +1402,14 @@ fn per_run_json(runs: &[Finished]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The curves of seed 0's runs and the searched scales, as PNGs in `--out`.
+/// The curves of the finished runs (each method's seeds as their mean and range) and the
+/// searched scales, as PNGs in `--out`.
 fn pictures(plan: &Plan, repopt: &Path) -> Result<(PathBuf, PathBuf), String> {
     let curves_png = plan.out.join("curves.png");
     let scales_png = plan.out.join("scales.png");
     if !plot_curves(&plan_matrix(plan), &curves_png, repopt)? {
         return Err(format!(
-            "no run of seed 0 has finished in {}: nothing to report yet",
+            "no run of the matrix has finished in {}: nothing to report yet",
             plan.out.display()
         ));
     }
@@ -1426,12 +1427,13 @@ fn pictures(plan: &Plan, repopt: &Path) -> Result<(PathBuf, PathBuf), String> {
     Ok((curves_png, scales_png))
 }
 
-/// The test curves of the finished seed-0 runs among `runs` as a PNG at `png`; `false` when
-/// none has finished (runs under way have no metrics.csv yet).
+/// The curves of the finished runs among `runs` as a PNG at `png`, the seeds of a method drawn
+/// as their mean and range; `false` when none has finished (runs under way have no metrics.csv
+/// yet).
 fn plot_curves(runs: &[Run], png: &Path, repopt: &Path) -> Result<bool, String> {
     let (dirs, labels): (Vec<String>, Vec<&str>) = runs
         .iter()
-        .filter(|r| r.seed == 0 && r.dir.join("metrics.csv").is_file())
+        .filter(|r| r.dir.join("metrics.csv").is_file())
         .map(|r| (r.dir.display().to_string(), r.method.as_str()))
         .unzip();
     if dirs.is_empty() {

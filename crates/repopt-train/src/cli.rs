@@ -131,7 +131,8 @@ pub enum Command {
         /// Run folders whose metrics.csv are drawn as curves.
         #[arg(long, value_delimiter = ',')]
         runs: Vec<PathBuf>,
-        /// Legend labels of the runs (default: the folder names).
+        /// Legend labels of the runs (default: the folder names). Runs that share a label (the
+        /// seeds of one method) are drawn as their mean per epoch over their shaded range.
         #[arg(long, value_delimiter = ',')]
         labels: Vec<String>,
         /// A scales file to draw per block instead.

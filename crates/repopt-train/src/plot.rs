@@ -1,5 +1,6 @@
 //! Pictures of runs: training curves of several runs, and the searched scales per block.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -65,6 +66,24 @@ fn draw_line(
     Ok(())
 }
 
+/// Opacity of the shaded range of runs that share a label.
+const BAND_OPACITY: f64 = 0.3;
+
+/// Shades, lightly in the `i`-th colour of the palette, the range between the lowest and the
+/// highest of `summary`'s runs at each epoch.
+fn draw_band(chart: &mut Chart<'_, '_>, i: usize, summary: &Summary, out: &Path) -> Result<()> {
+    let upper = summary.points.iter().map(|p| (p.epoch, p.highest));
+    let lower = summary.points.iter().rev().map(|p| (p.epoch, p.lowest));
+    let band = Polygon::new(
+        upper.chain(lower).collect::<Vec<_>>(),
+        Palette99::pick(i).mix(BAND_OPACITY).filled(),
+    );
+    chart
+        .draw_series(std::iter::once(band))
+        .map_err(|e| draw_err(out, e))?;
+    Ok(())
+}
+
 /// Draws the legend of `chart` at `position`, in the style of every picture here (light
 /// background, black border).
 fn draw_legend<'a, 'b: 'a>(
@@ -127,6 +146,70 @@ impl Curve {
     }
 }
 
+/// One series of a [`Curve`]: its training loss or its validation top-1.
+type Series = fn(&Curve) -> &Vec<(f64, f64)>;
+
+/// One epoch of the runs that share a label: their mean, lowest and highest value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Point {
+    epoch: f64,
+    mean: f64,
+    lowest: f64,
+    highest: f64,
+}
+
+/// The runs that share a label, summarised per epoch.
+#[derive(Debug, Clone, PartialEq)]
+struct Summary {
+    label: String,
+    runs: usize,
+    /// The epochs of the first run that every run of the label has, in its order.
+    points: Vec<Point>,
+}
+
+impl Summary {
+    /// The legend text: the label, and for several runs what the line and the shading show.
+    fn legend(&self) -> String {
+        match self.runs {
+            1 => self.label.clone(),
+            n => format!("{} (mean of {n} runs, range shaded)", self.label),
+        }
+    }
+}
+
+/// `series` of `curves`, one [`Summary`] per label in the order the labels first appear.
+fn summaries(curves: &[Curve], series: Series) -> Vec<Summary> {
+    let mut groups: Vec<(&str, Vec<&Curve>)> = Vec::new();
+    for curve in curves {
+        match groups.iter_mut().find(|(label, _)| *label == curve.label) {
+            Some((_, group)) => group.push(curve),
+            None => groups.push((&curve.label, vec![curve])),
+        }
+    }
+    let summarise = |(label, group): (&str, Vec<&Curve>)| {
+        let by_epoch: Vec<HashMap<u64, f64>> = (group.iter())
+            .map(|c| series(c).iter().map(|&(e, v)| (e.to_bits(), v)).collect())
+            .collect();
+        let point = |&(epoch, _): &(f64, f64)| {
+            let values: Vec<f64> = (by_epoch.iter())
+                .map(|runs| runs.get(&epoch.to_bits()).copied())
+                .collect::<Option<_>>()?;
+            Some(Point {
+                epoch,
+                mean: values.iter().sum::<f64>() / values.len() as f64,
+                lowest: values.iter().copied().fold(f64::INFINITY, f64::min),
+                highest: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            })
+        };
+        Summary {
+            label: label.to_string(),
+            runs: group.len(),
+            points: series(group[0]).iter().filter_map(point).collect(),
+        }
+    };
+    groups.into_iter().map(summarise).collect()
+}
+
 fn range(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     let lo = values.clone().fold(f64::INFINITY, f64::min);
     let hi = values.fold(f64::NEG_INFINITY, f64::max);
@@ -148,6 +231,9 @@ fn epoch_label(x: f64) -> String {
 }
 
 /// Training loss and validation top-1 per epoch of `curves`, side by side, as a PNG.
+///
+/// Curves that share a label (seeds of one method) are drawn as one line, their mean per epoch,
+/// over the shaded range from their lowest to their highest value.
 pub fn plot_curves(curves: &[Curve], out: &Path) -> Result<()> {
     register_font()?;
     let root = BitMapBackend::new(out, (1400, 560)).into_drawing_area();
@@ -157,12 +243,23 @@ pub fn plot_curves(curves: &[Curve], out: &Path) -> Result<()> {
         .iter()
         .flat_map(|c| c.train_loss.iter().chain(&c.valid_top1).map(|p| p.0));
     let (_, last_epoch) = range(epochs);
-    type Series = fn(&Curve) -> &Vec<(f64, f64)>;
-    let specs: [(&str, &str, Series); 2] = [
-        ("Training loss", "loss", |c| &c.train_loss),
-        ("Validation top-1", "top-1 (%)", |c| &c.valid_top1),
+    // The legend where the curves are not: a falling loss leaves the upper right free, a
+    // rising top-1 the lower right.
+    let specs: [(&str, &str, Series, SeriesLabelPosition); 2] = [
+        (
+            "Training loss",
+            "loss",
+            |c| &c.train_loss,
+            SeriesLabelPosition::UpperRight,
+        ),
+        (
+            "Validation top-1",
+            "top-1 (%)",
+            |c| &c.valid_top1,
+            SeriesLabelPosition::LowerRight,
+        ),
     ];
-    for (panel, (title, y_label, series)) in panels.iter().zip(specs) {
+    for (panel, (title, y_label, series, legend)) in panels.iter().zip(specs) {
         let (y0, y1) = range(curves.iter().flat_map(|c| series(c).iter().map(|p| p.1)));
         let mut chart = ChartBuilder::on(panel)
             .caption(title, ("sans-serif", 26))
@@ -180,10 +277,17 @@ pub fn plot_curves(curves: &[Curve], out: &Path) -> Result<()> {
             .label_style(("sans-serif", 16))
             .draw()
             .map_err(|e| draw_err(out, e))?;
-        for (i, curve) in curves.iter().enumerate() {
-            draw_line(&mut chart, i, &curve.label, series(curve).clone(), out)?;
+        let summaries = summaries(curves, series);
+        for (i, summary) in summaries.iter().enumerate() {
+            if summary.runs > 1 {
+                draw_band(&mut chart, i, summary, out)?;
+            }
         }
-        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight, out)?;
+        for (i, summary) in summaries.iter().enumerate() {
+            let mean = summary.points.iter().map(|p| (p.epoch, p.mean)).collect();
+            draw_line(&mut chart, i, &summary.legend(), mean, out)?;
+        }
+        draw_legend(&mut chart, legend, out)?;
     }
     root.present().map_err(|e| draw_err(out, e))
 }
@@ -403,29 +507,106 @@ pub fn kernel_histogram(model: &repopt_models::RepOptVgg, bins: usize) -> Vec<(f
 mod tests {
     use super::*;
 
+    /// A 640-epoch curve alternating between 10 and 80, starting high or low.
+    fn zigzag(label: &str, high_first: bool) -> Curve {
+        let valid_top1: Vec<(f64, f64)> = (1..=640)
+            .map(|e| {
+                (
+                    e as f64,
+                    if (e % 2 == 0) == high_first {
+                        80.0
+                    } else {
+                        10.0
+                    },
+                )
+            })
+            .collect();
+        Curve {
+            label: label.into(),
+            train_loss: valid_top1.iter().map(|&(e, v)| (e, v / 40.0)).collect(),
+            valid_top1,
+        }
+    }
+
+    /// The picture of `curves` as RGB pixels.
+    fn draw(curves: &[Curve]) -> image::RgbImage {
+        let out = std::env::temp_dir().join(format!("curves-{}.png", std::process::id()));
+        plot_curves(curves, &out).unwrap();
+        let image = image::open(&out).unwrap().to_rgb8();
+        std::fs::remove_file(&out).unwrap();
+        image
+    }
+
+    /// How many pixels of the picture's outer 12-px margin are not white.
+    fn margin_pixels(image: &image::RgbImage) -> usize {
+        let (w, h) = image.dimensions();
+        let margin = 12;
+        (image.enumerate_pixels())
+            .filter(|(x, y, _)| *x < margin || *y < margin || *x >= w - margin || *y >= h - margin)
+            .filter(|(_, _, p)| p.0 != [255, 255, 255])
+            .count()
+    }
+
     /// A noisy curve over many epochs, as plain SGD's test top-1 at 640 epochs, stays inside
     /// its chart: the picture's outer margin is left white.
     #[test]
     fn a_zigzag_curve_stays_inside_its_chart() {
-        let zigzag: Vec<(f64, f64)> = (1..=640)
-            .map(|e| (e as f64, if e % 2 == 0 { 80.0 } else { 10.0 }))
-            .collect();
-        let curve = Curve {
-            label: "plain".into(),
-            train_loss: zigzag.iter().map(|&(e, v)| (e, v / 40.0)).collect(),
-            valid_top1: zigzag,
-        };
-        let out = std::env::temp_dir().join(format!("zigzag-{}.png", std::process::id()));
-        plot_curves(&[curve], &out).unwrap();
-        let image = image::open(&out).unwrap().to_rgb8();
-        std::fs::remove_file(&out).unwrap();
-        let (w, h) = image.dimensions();
-        let margin = 12;
-        let coloured = (image.enumerate_pixels())
-            .filter(|(x, y, _)| *x < margin || *y < margin || *x >= w - margin || *y >= h - margin)
-            .filter(|(_, _, p)| p.0 != [255, 255, 255])
-            .count();
+        let coloured = margin_pixels(&draw(&[zigzag("plain", true)]));
         assert_eq!(coloured, 0, "{coloured} pixels drawn in the margin");
+    }
+
+    #[test]
+    fn runs_sharing_a_label_are_summarised_per_epoch() {
+        let curve = |label: &str, top1: &[f64]| Curve {
+            label: label.into(),
+            train_loss: Vec::new(),
+            valid_top1: (1..).map(f64::from).zip(top1.iter().copied()).collect(),
+        };
+        let curves = [
+            curve("a", &[10.0, 20.0, 30.0, 40.0]),
+            curve("b", &[5.0, 6.0]),
+            curve("a", &[20.0, 40.0, 60.0]),
+        ];
+        let got = summaries(&curves, |c| &c.valid_top1);
+        let point = |epoch, mean, lowest, highest| Point {
+            epoch,
+            mean,
+            lowest,
+            highest,
+        };
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].label.as_str(), got[0].runs), ("a", 2));
+        assert_eq!(got[0].legend(), "a (mean of 2 runs, range shaded)");
+        // Epoch 4 is left out: the second run of `a` does not have it.
+        assert_eq!(
+            got[0].points,
+            [
+                point(1.0, 15.0, 10.0, 20.0),
+                point(2.0, 30.0, 20.0, 40.0),
+                point(3.0, 45.0, 30.0, 60.0),
+            ]
+        );
+        assert_eq!((got[1].legend(), got[1].runs), ("b".to_string(), 1));
+        assert_eq!(
+            got[1].points,
+            [point(1.0, 5.0, 5.0, 5.0), point(2.0, 6.0, 6.0, 6.0)]
+        );
+    }
+
+    /// Seeds out of phase shade their whole range, in their colour, inside the chart.
+    #[test]
+    fn the_range_of_seeds_is_shaded_inside_its_chart() {
+        let seeds = [zigzag("plain", true), zigzag("plain", false)];
+        let image = draw(&seeds);
+        let coloured = margin_pixels(&image);
+        assert_eq!(coloured, 0, "{coloured} pixels drawn in the margin");
+        let [r, g, b] = Palette99::pick(0).rgb().into();
+        let shade = [r, g, b].map(|c| (1.0 - BAND_OPACITY) * 255.0 + BAND_OPACITY * f64::from(c));
+        let shaded = (image.pixels())
+            .filter(|p| (p.0.iter().zip(shade)).all(|(&c, s)| (f64::from(c) - s).abs() <= 2.0))
+            .count();
+        // Each panel's plot area is about 600 x 450 pixels, most of it between 10 and 80.
+        assert!(shaded > 200_000, "{shaded} pixels shaded");
     }
 
     #[test]
