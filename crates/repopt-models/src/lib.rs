@@ -12,6 +12,7 @@
 //! Module paths are the official PyTorch names (`stage1.0.conv.weight`, `stage1.0.bn.running_var`,
 //! `linear.weight` stored `[in, out]`), so official checkpoints load by name.
 
+mod batch_norms;
 mod block;
 mod config;
 mod conv;
@@ -42,6 +43,7 @@ pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+pub use batch_norms::MapBatchNorms;
 pub use block::{RepOptVggBlock, ScaleLayer};
 pub use config::{BlockMode, BlockSpec, PRESETS, RepOptVggConfig};
 pub use conv::{ConvImpl, Layout, conv2d_im2col, conv2d_im2col_cnhw, conv2d_patches_cnhw};
