@@ -89,24 +89,7 @@ pub enum Command {
     /// Train a model: the RepOptimizer on the plain target (default) or a baseline.
     Train(TrainArgs),
     /// Evaluate a trained run on its test split (or on --data).
-    Eval {
-        /// The run folder.
-        #[arg(long)]
-        run: PathBuf,
-        /// Another data folder of the same format and classes.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Evaluate on a random subset of this many images.
-        #[arg(long)]
-        test_limit: Option<usize>,
-        /// Device (cpu, wgpu, cuda:N).
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Evaluate the checkpoint of the epoch with the best test top-1 (kept beside the last
-        /// two) instead of the final model.
-        #[arg(long)]
-        best: bool,
-    },
+    Eval(EvalArgs),
     /// The deployed model of a trained run (target: BN folded; RepVGG: fused) as a burnpack,
     /// with a JSON card beside it (architecture, classes, input size, normalisation, accuracy).
     Export {
@@ -184,7 +167,8 @@ impl Cli {
                 .map(|c| c.out)
                 .ok()
                 .or_else(|| Some(args.flags.out.clone())),
-            Command::ExtractScales { run, .. } | Command::Eval { run, .. } => Some(run.clone()),
+            Command::ExtractScales { run, .. } => Some(run.clone()),
+            Command::Eval(args) => Some(args.run.clone()),
             Command::Quantize(args) => Some(args.run.clone()),
             Command::Export { run, .. } => Some(run.clone()),
             _ => None,
@@ -349,6 +333,36 @@ impl TrainArgs {
         }
         serde_json::from_value(merged).map_err(|e| TrainError::Config(e.to_string()))
     }
+}
+
+/// Settings of `eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Another data folder of the same format and classes.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Evaluate on a random subset of this many images.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Device (cpu, wgpu, cuda:N).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Evaluate the checkpoint of the epoch with the best test top-1 (kept beside the last
+    /// two) instead of the final model.
+    #[arg(long, conflicts_with = "epoch")]
+    pub best: bool,
+    /// Evaluate the checkpoint of this epoch (numbered from 1; a run keeps the last two and
+    /// the best) instead of the final model.
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// Before evaluating, re-estimate every BatchNorm's running mean and variance as the
+    /// average of their batch statistics over this many training batches (augmented as in
+    /// training, the run's batch size), the weights unchanged.
+    #[arg(long, value_name = "BATCHES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub recalibrate_bn: Option<u64>,
 }
 
 /// Settings of `quantize`; each list flag takes several values, and every combination is

@@ -4,7 +4,9 @@
 //!   loaders.
 //! * [`config::RunConfig`]: every setting of a run; [`trainer::run`] trains it (hyper-search,
 //!   RepOptimizer, plain SGD, RepVGG or CSLA) and writes model, scales, metrics and checkpoints.
-//! * [`eval::evaluate`]: top-1 / top-5 on a loader.
+//! * [`eval::evaluate`]: top-1 / top-5 on a loader;
+//!   [`recalibrate::recalibrate_batch_norms`]: BatchNorm statistics re-estimated from
+//!   training batches.
 //! * [`compute_pool::compute_pool`]: the thread pool a command computes in (subnormals
 //!   flushed to zero).
 //! * [`device::parse_device`]: `cpu`, `wgpu`, `cuda:N` by cargo feature.
@@ -25,6 +27,7 @@ pub mod methods;
 pub mod metrics_csv;
 pub mod plot;
 pub mod quantize;
+pub mod recalibrate;
 pub mod renderer;
 pub mod run_data;
 pub mod run_folder;

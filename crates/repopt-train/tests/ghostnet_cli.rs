@@ -87,6 +87,12 @@ fn repopt_from_the_released_scales_trains_and_evaluates() {
     );
     let best = common::repopt_ok(&["eval", "--run", run, "--best"]);
     assert!(best.contains("best epoch: 1"), "{best}");
+    let recalibrated = common::repopt_ok(&["eval", "--run", run, "--recalibrate-bn", "2"]);
+    assert!(
+        recalibrated.contains("re-estimated on 2 training batches")
+            && recalibrated.contains("on 256 images"),
+        "{recalibrated}"
+    );
 
     // Commands written for RepOpt-VGG runs refuse it in one line.
     let model = dir.path().join("exported.bpk");

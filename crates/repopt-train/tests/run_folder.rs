@@ -1,5 +1,6 @@
 //! The run folder is the whole story: a run resumes from its folder alone, its run.json serves
-//! as a --config, and the best epoch's checkpoint is kept and can be evaluated.
+//! as a --config, and the best epoch's checkpoint is kept and can be evaluated, as can any
+//! kept epoch's, with its BatchNorm statistics re-estimated.
 
 mod common;
 
@@ -51,6 +52,42 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
     assert!(report.contains(&format!("best epoch: {best}")), "{report}");
     let top1 = common::top1(&report);
     assert!((top1 - best_top1).abs() < 0.01, "{top1} vs {best_top1}");
+
+    // `eval --epoch E` scores a kept epoch's checkpoint and names a missing one in one line.
+    let report = common::repopt_ok(&["eval", "--run", path(&whole), "--epoch", "3"]);
+    let (_, third) = curve[2];
+    assert!(
+        (common::top1(&report) - third).abs() < 0.01,
+        "{report} vs {third}"
+    );
+    let gone = (1..=4).find(|e| ![best, 3, 4].contains(e)).unwrap();
+    let message = common::fails(&["eval", "--run", path(&whole), "--epoch", &gone.to_string()]);
+    assert!(
+        message.contains(&format!("model-{gone}.bpk")) && message.contains("no checkpoint"),
+        "{message}"
+    );
+
+    // `--recalibrate-bn` re-estimates the BatchNorm statistics of the last epoch's model, whose
+    // learning rate had fallen to nearly 0: the running statistics were already the model's,
+    // so its accuracy stays near the one training measured.
+    let (_, last) = curve[3];
+    let report = common::repopt_ok(&[
+        "eval",
+        "--run",
+        path(&whole),
+        "--epoch",
+        "4",
+        "--recalibrate-bn",
+        "8",
+    ]);
+    assert!(
+        report.contains("re-estimated on 8 training batches"),
+        "{report}"
+    );
+    assert!(
+        (common::top1(&report) - last).abs() < 3.0,
+        "{report} vs {last}"
+    );
 
     // Interrupted after epoch 3: `--resume DIR` alone finishes it, bit for bit.
     let resumed = tmp.path().join("resumed");

@@ -47,13 +47,7 @@ pub fn run(command: Command, stdout: &mut dyn Write) -> Result<()> {
             runs::train(&config, stdout)
         }
         Command::ExtractScales { run, out } => runs::extract_scales(&run, out, stdout),
-        Command::Eval {
-            run,
-            data,
-            test_limit,
-            device,
-            best,
-        } => runs::eval(&run, data, test_limit, &device, best, stdout),
+        Command::Eval(args) => runs::eval(&args, stdout),
         Command::Quantize(args) => quantize::quantize(&args, stdout),
         Command::Export { run, out } => runs::export(&run, &out, stdout),
         Command::Verify(args) => crate::verify::verify(&args, stdout),

@@ -3,13 +3,20 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use repopt_models::VggScales;
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoader;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use repopt_models::{MapBatchNorms, VggScales};
 
 use super::say;
+use crate::cli::EvalArgs;
 use crate::config::RunConfig;
-use crate::data::LoaderOptions;
+use crate::data::{ImageBatch, LoaderOptions};
 use crate::device::parse_device;
-use crate::error::Result;
+use crate::error::{Result, TrainError};
+use crate::recalibrate::recalibrate_batch_norms;
 use crate::run_folder::{self, RunRecord, files};
 use crate::trainer;
 
@@ -32,34 +39,36 @@ pub(super) fn extract_scales(
     Ok(())
 }
 
-/// `repopt eval`: the final model (or the best epoch's checkpoint) on the run's test split, or
-/// on another data folder of the same format and classes.
-pub(super) fn eval(
-    run: &Path,
-    data: Option<PathBuf>,
-    test_limit: Option<usize>,
-    device: &str,
-    best: bool,
-    stdout: &mut dyn Write,
-) -> Result<()> {
+/// `repopt eval`: the final model (or a kept checkpoint) on the run's test split, or on
+/// another data folder of the same format and classes; its BatchNorm statistics re-estimated
+/// on training batches first when asked.
+pub(super) fn eval(args: &EvalArgs, stdout: &mut dyn Write) -> Result<()> {
+    let run = args.run.as_path();
     let ghostnet = run_folder::run_model_kind(run)? == crate::config::ModelKind::Ghostnet;
     let mut config = run_folder::load_run_config(run)?;
-    if let Some(data) = data {
-        config.data = data;
+    if let Some(data) = &args.data {
+        config.data = data.clone();
     }
-    config.test_limit = test_limit.or(config.test_limit);
-    let conv = crate::config::default_conv(device);
-    let device = parse_device(device)?;
-    let checkpoint = match best {
-        true => Some(best_checkpoint(run, stdout)?),
-        false => None,
-    };
+    config.test_limit = args.test_limit.or(config.test_limit);
+    let conv = crate::config::default_conv(&args.device);
+    let device = parse_device(&args.device)?;
+    let checkpoint = chosen_checkpoint(args, stdout)?;
     let data = crate::run_data::open_data(&config)?;
     let options = LoaderOptions {
         batch_size: config.batch_size,
         num_workers: config.workers,
         seed: config.seed,
     };
+    let recalibration = args.recalibrate_bn.map(|batches| {
+        let loader = crate::data::train_loader(
+            data.train.clone(),
+            data.train_transform.clone(),
+            data.normalize.clone(),
+            &options,
+            &device,
+        );
+        Recalibration { loader, batches }
+    });
     let loader = crate::data::eval_loader(
         data.test,
         data.eval_transform,
@@ -75,6 +84,7 @@ pub(super) fn eval(
                 run_folder::load_ghostnet_checkpoint(&path, &record.architecture, &device)?
             }
         };
+        let model = recalibrated(model, recalibration, &device, stdout, |m, x| m.forward(x))?;
         crate::eval::evaluate_ghostnet(&model, loader)?
     } else {
         let record = RunRecord::load(run)?;
@@ -83,19 +93,67 @@ pub(super) fn eval(
             Some(path) => run_folder::load_checkpoint_model(&path, &record.architecture, &device)?,
         }
         .with_conv_impl(conv);
+        let model = recalibrated(model, recalibration, &device, stdout, |m, x| m.forward(x))?;
         crate::eval::evaluate(&model, loader)?
     };
     say!(stdout, "{}: {report}", run.display())?;
     Ok(())
 }
 
-/// The checkpoint of the epoch with the best test top-1, named on `stdout`.
-fn best_checkpoint(run: &Path, stdout: &mut dyn Write) -> Result<PathBuf> {
-    let epoch = run_folder::best_epoch(run)?;
-    say!(stdout, "best epoch: {epoch}")?;
-    Ok(run
+/// The checkpoint `eval` was asked for (`--best` or `--epoch`), named on `stdout`; `None` for
+/// the final model.
+fn chosen_checkpoint(args: &EvalArgs, stdout: &mut dyn Write) -> Result<Option<PathBuf>> {
+    let epoch = match (args.best, args.epoch) {
+        (true, _) => {
+            let epoch = run_folder::best_epoch(&args.run)?;
+            say!(stdout, "best epoch: {epoch}")?;
+            epoch
+        }
+        (false, Some(epoch)) => epoch,
+        (false, None) => return Ok(None),
+    };
+    let path = args
+        .run
         .join(files::CHECKPOINTS)
-        .join(format!("model-{epoch}.bpk")))
+        .join(format!("model-{epoch}.bpk"));
+    if !path.is_file() {
+        return Err(TrainError::Config(format!(
+            "{}: no checkpoint of epoch {epoch} is kept (a run keeps its last two epochs' and its best)",
+            path.display()
+        )));
+    }
+    Ok(Some(path))
+}
+
+/// Training batches to re-estimate the BatchNorm statistics on.
+struct Recalibration {
+    loader: Arc<dyn DataLoader<ImageBatch>>,
+    batches: u64,
+}
+
+/// `model`, its BatchNorm statistics re-estimated on `recalibration`'s batches when given
+/// (said on `stdout`).
+fn recalibrated<M: MapBatchNorms + Module>(
+    model: M,
+    recalibration: Option<Recalibration>,
+    device: &Device,
+    stdout: &mut dyn Write,
+    forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
+) -> Result<M> {
+    let Some(Recalibration { loader, batches }) = recalibration else {
+        return Ok(model);
+    };
+    let images = loader.iter().take(batches as usize).map(|batch| {
+        batch
+            .map(|b| b.images)
+            .map_err(|e| TrainError::Stopped(format!("training data: {e}")))
+    });
+    let (model, seen) = recalibrate_batch_norms(model, images, device, forward)?;
+    say!(
+        stdout,
+        "BatchNorm statistics re-estimated on {seen} training batches"
+    )?;
+    Ok(model)
 }
 
 pub(super) fn export(run: &Path, out: &Path, stdout: &mut dyn Write) -> Result<()> {
