@@ -27,6 +27,7 @@ use crate::stats;
 
 mod collapses;
 mod converged;
+mod dips;
 mod export;
 mod mirror;
 mod queue;
@@ -1174,6 +1175,8 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
     table.push_str(&convergence_check(plan));
     let (collapses_md, collapses_json) = collapses::section(plan);
     table.push_str(&collapses_md);
+    let (dips_md, dips_json) = dips::section(plan);
+    table.push_str(&dips_md);
     let (converged_md, converged_json) = converged::section(plan, &collect(plan.converged_runs())?);
     table.push_str(&converged_md);
     table.push_str(&scales_section(plan, repopt)?);
@@ -1183,7 +1186,13 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
     let json = out.join("results.json");
     crate::write_text(
         &json,
-        &results_json(plan, &runs, differences, converged_json, collapses_json),
+        &results_json(
+            plan,
+            &runs,
+            differences,
+            converged_json,
+            [collapses_json, dips_json],
+        ),
     )?;
     let (curves_png, scales_png) = pictures(plan, repopt)?;
     println!(
@@ -1348,13 +1357,14 @@ fn scales_section(plan: &Plan, repopt: &Path) -> Result<String, String> {
 
 /// results.json: the protocol, every run's top-1 and per-epoch curve, and the differences.
 /// The converged matrix (`converged`) is its own entry, `null` until the budget is known;
-/// `collapses` holds every finished run's training collapses ([`collapses`]).
+/// `collapses` holds every finished run's training collapses ([`collapses`]) and its
+/// test-top-1 dips ([`dips`]), in that order.
 fn results_json(
     plan: &Plan,
     runs: &[Finished],
     differences: Vec<serde_json::Value>,
     converged: Option<serde_json::Value>,
-    collapses: serde_json::Value,
+    [collapses, dips]: [serde_json::Value; 2],
 ) -> String {
     let long: Vec<serde_json::Value> = plan
         .runs()
@@ -1378,12 +1388,14 @@ fn results_json(
             "plateau_points": PLATEAU_POINTS,
             "doubling_points": DOUBLING_POINTS,
             "collapse_points": collapses::COLLAPSE_POINTS,
+            "dip_points": dips::DIP_POINTS,
         },
         "runs": per_run_json(runs),
         "long_runs": long,
         "differences": differences,
         "converged": converged,
         "collapses": collapses,
+        "dips": dips,
     });
     serde_json::to_string_pretty(&document).expect("json")
 }
