@@ -8,6 +8,7 @@ the root-mean-square channel norm averaged over layers. Usage:
 
     python3 kernel_steps.py DIR EPOCHS RUN...   # DIR/RUN/model-E.bpk, EPOCHS like 573-639
 """
+import functools
 import math
 import statistics as st
 import sys
@@ -24,14 +25,20 @@ def norm(v):
     return math.sqrt(sum(x * x for x in v))
 
 
+@functools.lru_cache(maxsize=2)
+def model(dir, run, e):
+    """One epoch's checkpoint; kept while the next epoch's step needs it again."""
+    return bpk.load(f"{dir}/{run}/model-{e}.bpk")
+
+
 def step(dir, run, e):
-    t0, t1 = bpk.load(f"{dir}/{run}/model-{e}.bpk"), bpk.load(f"{dir}/{run}/model-{e + 1}.bpk")
+    t0, t1 = model(dir, run, e), model(dir, run, e + 1)
     sizes, steps = [], []
     for name, (shape, a) in t0.items():
         if not name.endswith("conv.weight") or name.startswith("model.stage0."):
             continue
         b = t1[name][1]
-        sizes.append(math.sqrt(sum(x * x for x in a) / shape[0]))
+        sizes.append(norm(a) / math.sqrt(shape[0]))
         per = [norm([x - y for x, y in zip(c0, c1)]) / (norm(c0) or 1e-12)
                for c0, c1 in zip(channels(shape, a), channels(shape, b))]
         steps.append(st.median(per))
