@@ -73,7 +73,8 @@ pub struct Repro {
     /// criterion holds there. Kept in plan.json; a larger one replaces it.
     #[arg(long, value_name = "EPOCHS")]
     pub budget: Option<u64>,
-    /// Copy the table, results.json and pictures into docs/.
+    /// Copy the table (as results-table.md), results.json and pictures (NAME.png as
+    /// results-NAME.png) into docs/.
     #[arg(long)]
     pub docs: bool,
     /// Print what is done and what remains, with an estimate of the time left; runs nothing.
@@ -1194,22 +1195,13 @@ fn report(plan: &Plan, docs: bool, repopt: &Path) -> Result<(), String> {
             [collapses_json, dips_json],
         ),
     )?;
-    let (curves_png, scales_png) = pictures(plan, repopt)?;
-    println!(
-        "\n{table}\ncurves {}\nscales {}",
-        curves_png.display(),
-        scales_png.display()
-    );
+    let pngs = pictures(plan, repopt)?;
+    println!("\n{table}");
+    for png in &pngs {
+        println!("picture {}", png.display());
+    }
     if docs {
-        for (from, to) in [
-            (&curves_png, "docs/results-curves.png"),
-            (&scales_png, "docs/results-scales.png"),
-            (&summary, "docs/results-table.md"),
-            (&json, "docs/results.json"),
-        ] {
-            std::fs::copy(from, to).map_err(|e| format!("{to}: {e}"))?;
-        }
-        println!("copied the table, results.json and pictures into docs/");
+        copy_to_docs(Path::new("docs"), &summary, &json, &pngs)?;
     }
     if !failures.is_empty() {
         return Err(format!(
@@ -1414,9 +1406,31 @@ fn per_run_json(runs: &[Finished]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The curves of the finished runs (each method's seeds as their mean and range) and the
-/// searched scales, as PNGs in `--out`.
-fn pictures(plan: &Plan, repopt: &Path) -> Result<(PathBuf, PathBuf), String> {
+/// Copies of the report in `docs`: the table as `results-table.md`, `results.json`, and each
+/// picture `NAME.png` as `results-NAME.png`.
+fn copy_to_docs(docs: &Path, summary: &Path, json: &Path, pngs: &[PathBuf]) -> Result<(), String> {
+    let mut copies = vec![
+        (summary.to_path_buf(), docs.join("results-table.md")),
+        (json.to_path_buf(), docs.join("results.json")),
+    ];
+    for png in pngs {
+        let name = png.file_name().unwrap_or_default().to_string_lossy();
+        copies.push((png.clone(), docs.join(format!("results-{name}"))));
+    }
+    for (from, to) in copies {
+        std::fs::copy(&from, &to).map_err(|e| format!("{}: {e}", to.display()))?;
+    }
+    println!(
+        "copied the table, results.json and pictures into {}",
+        docs.display()
+    );
+    Ok(())
+}
+
+/// The report's pictures, as PNGs in `--out`: the curves of the finished runs (each method's
+/// seeds as their mean and range) as `curves.png`, those of the converged matrix's as
+/// `curves-EPOCHS.png` once one of them has finished, and the searched scales as `scales.png`.
+fn pictures(plan: &Plan, repopt: &Path) -> Result<Vec<PathBuf>, String> {
     let curves_png = plan.out.join("curves.png");
     let scales_png = plan.out.join("scales.png");
     if !plot_curves(&plan_matrix(plan), &curves_png, repopt)? {
@@ -1425,9 +1439,12 @@ fn pictures(plan: &Plan, repopt: &Path) -> Result<(PathBuf, PathBuf), String> {
             plan.out.display()
         ));
     }
+    let mut pngs = vec![curves_png];
     if let Some(epochs) = plan.converged_epochs() {
         let png = plan.out.join(format!("curves-{epochs}.png"));
-        plot_curves(&plan.converged_runs(), &png, repopt)?;
+        if plot_curves(&plan.converged_runs(), &png, repopt)? {
+            pngs.push(png);
+        }
     }
     let mut plot = Command::new(repopt);
     plot.arg("plot")
@@ -1436,7 +1453,8 @@ fn pictures(plan: &Plan, repopt: &Path) -> Result<(PathBuf, PathBuf), String> {
         .arg("--out")
         .arg(&scales_png);
     crate::run(plot)?;
-    Ok((curves_png, scales_png))
+    pngs.push(scales_png);
+    Ok(pngs)
 }
 
 /// The curves of the finished runs among `runs` as a PNG at `png`, the seeds of a method drawn
@@ -1856,5 +1874,35 @@ epoch 4/4 train (44.0 s): Accuracy 33 %
             table.contains("* plain: NOT met up to 40 epochs (the last lengthening: +1.00)"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn docs_copies_take_results_names() {
+        let dir = std::env::temp_dir().join(format!("repro-docs-{}", std::process::id()));
+        let (out, docs) = (dir.join("out"), dir.join("docs"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::create_dir_all(&docs).unwrap();
+        let names = [
+            "results.md",
+            "results.json",
+            "curves.png",
+            "curves-640.png",
+            "scales.png",
+        ];
+        for name in names {
+            std::fs::write(out.join(name), name).unwrap();
+        }
+        let pngs: Vec<PathBuf> = names[2..].iter().map(|n| out.join(n)).collect();
+        copy_to_docs(&docs, &out.join(names[0]), &out.join(names[1]), &pngs).unwrap();
+        for (copy, from) in [
+            ("results-table.md", "results.md"),
+            ("results.json", "results.json"),
+            ("results-curves.png", "curves.png"),
+            ("results-curves-640.png", "curves-640.png"),
+            ("results-scales.png", "scales.png"),
+        ] {
+            assert_eq!(std::fs::read_to_string(docs.join(copy)).unwrap(), from);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
