@@ -45,59 +45,71 @@ pub(super) fn extract_scales(
 pub(super) fn eval(args: &EvalArgs, stdout: &mut dyn Write) -> Result<()> {
     let run = args.run.as_path();
     let ghostnet = run_folder::run_model_kind(run)? == crate::config::ModelKind::Ghostnet;
-    let mut config = run_folder::load_run_config(run)?;
+    let checkpoint = chosen_checkpoint(args, stdout)?;
+    let data = eval_data(args)?;
+    let report = if ghostnet {
+        let record = run_folder::GhostRunRecord::load(run)?;
+        let model = match checkpoint {
+            None => record.load_model(run, &data.device)?,
+            Some(path) => {
+                run_folder::load_ghostnet_checkpoint(&path, &record.architecture, &data.device)?
+            }
+        };
+        let model = data.recalibrated(model, stdout, |m, x| m.forward(x))?;
+        crate::eval::evaluate_ghostnet(&model, data.test)?
+    } else {
+        let record = RunRecord::load(run)?;
+        let model = match checkpoint {
+            None => record.load_model(run, &data.device)?,
+            Some(path) => {
+                run_folder::load_checkpoint_model(&path, &record.architecture, &data.device)?
+            }
+        }
+        .with_conv_impl(crate::config::default_conv(&args.device));
+        let model = data.recalibrated(model, stdout, |m, x| m.forward(x))?;
+        crate::eval::evaluate(&model, data.test)?
+    };
+    say!(stdout, "{}: {report}", run.display())?;
+    Ok(())
+}
+
+/// What `eval` feeds the model: the test batches (of the run's data or `--data`), and the
+/// training batches to re-estimate its BatchNorm statistics on when `--recalibrate-bn` asks.
+fn eval_data(args: &EvalArgs) -> Result<EvalData> {
+    let mut config = run_folder::load_run_config(&args.run)?;
     if let Some(data) = &args.data {
         config.data = data.clone();
     }
     config.test_limit = args.test_limit.or(config.test_limit);
-    let conv = crate::config::default_conv(&args.device);
     let device = parse_device(&args.device)?;
-    let checkpoint = chosen_checkpoint(args, stdout)?;
     let data = crate::run_data::open_data(&config)?;
     let options = LoaderOptions {
         batch_size: config.batch_size,
         num_workers: config.workers,
         seed: config.seed,
     };
-    let recalibration = args.recalibrate_bn.map(|batches| {
-        let loader = crate::data::train_loader(
+    let recalibration = args.recalibrate_bn.map(|batches| Recalibration {
+        loader: crate::data::train_loader(
             data.train.clone(),
             data.train_transform.clone(),
             data.normalize.clone(),
             &options,
             &device,
-        );
-        Recalibration { loader, batches }
+        ),
+        batches,
     });
-    let loader = crate::data::eval_loader(
+    let test = crate::data::eval_loader(
         data.test,
         data.eval_transform,
         data.normalize,
         &options,
         &device,
     );
-    let report = if ghostnet {
-        let record = run_folder::GhostRunRecord::load(run)?;
-        let model = match checkpoint {
-            None => record.load_model(run, &device)?,
-            Some(path) => {
-                run_folder::load_ghostnet_checkpoint(&path, &record.architecture, &device)?
-            }
-        };
-        let model = recalibrated(model, recalibration, &device, stdout, |m, x| m.forward(x))?;
-        crate::eval::evaluate_ghostnet(&model, loader)?
-    } else {
-        let record = RunRecord::load(run)?;
-        let model = match checkpoint {
-            None => record.load_model(run, &device)?,
-            Some(path) => run_folder::load_checkpoint_model(&path, &record.architecture, &device)?,
-        }
-        .with_conv_impl(conv);
-        let model = recalibrated(model, recalibration, &device, stdout, |m, x| m.forward(x))?;
-        crate::eval::evaluate(&model, loader)?
-    };
-    say!(stdout, "{}: {report}", run.display())?;
-    Ok(())
+    Ok(EvalData {
+        test,
+        recalibration,
+        device,
+    })
 }
 
 /// The checkpoint `eval` was asked for (`--best` or `--epoch`), named on `stdout`; `None` for
@@ -131,29 +143,37 @@ struct Recalibration {
     batches: u64,
 }
 
-/// `model`, its BatchNorm statistics re-estimated on `recalibration`'s batches when given
-/// (said on `stdout`).
-fn recalibrated<M: MapBatchNorms + Module>(
-    model: M,
+/// The batches `eval` feeds a model, on the device it evaluates on.
+struct EvalData {
+    test: Arc<dyn DataLoader<ImageBatch>>,
     recalibration: Option<Recalibration>,
-    device: &Device,
-    stdout: &mut dyn Write,
-    forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
-) -> Result<M> {
-    let Some(Recalibration { loader, batches }) = recalibration else {
-        return Ok(model);
-    };
-    let images = loader.iter().take(batches as usize).map(|batch| {
-        batch
-            .map(|b| b.images)
-            .map_err(|e| TrainError::Stopped(format!("training data: {e}")))
-    });
-    let (model, seen) = recalibrate_batch_norms(model, images, device, forward)?;
-    say!(
-        stdout,
-        "BatchNorm statistics re-estimated on {seen} training batches"
-    )?;
-    Ok(model)
+    device: Device,
+}
+
+impl EvalData {
+    /// `model`, its BatchNorm statistics re-estimated on the recalibration batches when asked
+    /// (said on `stdout`).
+    fn recalibrated<M: MapBatchNorms + Module>(
+        &self,
+        model: M,
+        stdout: &mut dyn Write,
+        forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
+    ) -> Result<M> {
+        let Some(Recalibration { loader, batches }) = &self.recalibration else {
+            return Ok(model);
+        };
+        let images = loader.iter().take(*batches as usize).map(|batch| {
+            batch
+                .map(|b| b.images)
+                .map_err(|e| TrainError::Stopped(format!("training data: {e}")))
+        });
+        let (model, seen) = recalibrate_batch_norms(model, images, &self.device, forward)?;
+        say!(
+            stdout,
+            "BatchNorm statistics re-estimated on {seen} training batches"
+        )?;
+        Ok(model)
+    }
 }
 
 pub(super) fn export(run: &Path, out: &Path, stdout: &mut dyn Write) -> Result<()> {
