@@ -106,14 +106,25 @@ fn hint(message: &str) -> &'static str {
     }
 }
 
-/// clap's error report in one line: its first line and its tip, without the usage block.
+/// clap's error report in one line: its first line, what a first line ending in `:` announces
+/// (the missing arguments), and its tip, without the usage block.
 fn one_line(report: &str) -> String {
     let mut lines = report.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines
+    let mut first = lines
         .next()
         .unwrap_or("error: invalid command line")
         .to_string();
-    match lines.find_map(|l| l.strip_prefix("tip: ")) {
+    let (mut items, mut tip) = (Vec::new(), None);
+    for line in lines.take_while(|l| !l.starts_with("Usage:")) {
+        match line.strip_prefix("tip: ") {
+            Some(text) => tip = tip.or(Some(text)),
+            None => items.push(line),
+        }
+    }
+    if first.ends_with(':') && !items.is_empty() {
+        first = format!("{first} {}", items.join(", "));
+    }
+    match tip {
         Some(tip) => format!("{first} ({tip})"),
         None => first,
     }
@@ -130,6 +141,27 @@ mod tests {
             "training failed: step 3 caused by: NaN loss ; checkpoints in x"
         );
         assert_eq!(joined("one line"), "one line");
+    }
+
+    /// clap's reports as it renders them: the missing arguments are named, the tip kept, the
+    /// usage dropped.
+    #[test]
+    fn a_command_line_error_names_what_is_missing() {
+        let missing = "error: the following required arguments were not provided:\n  \
+                       --run <RUN>\n  --out <OUT>\n\nUsage: repopt eval --run <RUN>\n\n\
+                       For more information, try '--help'.\n";
+        assert_eq!(
+            one_line(missing),
+            "error: the following required arguments were not provided: --run <RUN>, --out <OUT>"
+        );
+        let unexpected = "error: unexpected argument '--foo' found\n\n  tip: to pass '--foo' \
+                          as a value, use '-- --foo'\n\nUsage: repopt eval [OPTIONS] --run \
+                          <RUN>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(unexpected),
+            "error: unexpected argument '--foo' found (to pass '--foo' as a value, use '-- --foo')"
+        );
+        assert_eq!(one_line(""), "error: invalid command line");
     }
 
     #[test]
