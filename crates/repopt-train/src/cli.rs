@@ -363,6 +363,19 @@ pub struct EvalArgs {
     /// training, the run's batch size), the weights unchanged.
     #[arg(long, value_name = "BATCHES", value_parser = clap::value_parser!(u64).range(1..))]
     pub recalibrate_bn: Option<u64>,
+    /// With --recalibrate-bn: fold the batch statistics in as training does,
+    /// `r ← (1 − M)·r + M·b` from the model's own statistics, instead of averaging them
+    /// (Burn's and PyTorch's training momentum is 0.1).
+    #[arg(long, value_name = "M", requires = "recalibrate_bn", value_parser = unit_momentum)]
+    pub recalibrate_momentum: Option<f64>,
+}
+
+/// A momentum in (0, 1].
+fn unit_momentum(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(m) if m > 0.0 && m <= 1.0 => Ok(m),
+        _ => Err(format!("{text}: a momentum is a number in (0, 1]")),
+    }
 }
 
 /// Settings of `quantize`; each list flag takes several values, and every combination is

@@ -89,6 +89,43 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
         "{report} vs {last}"
     );
 
+    // Training's own rule over the same batches (the weights fixed), and its refusals.
+    let epoch4 = [path(&whole), "--epoch", "4", "--recalibrate-bn", "8"];
+    let args = [
+        &["eval", "--run"][..],
+        &epoch4,
+        &["--recalibrate-momentum", "0.1"],
+    ]
+    .concat();
+    let report = common::repopt_ok(&args);
+    assert!(
+        report.contains("re-estimated on 8 training batches (momentum 0.1)"),
+        "{report}"
+    );
+    assert!(
+        (common::top1(&report) - last).abs() < 3.0,
+        "{report} vs {last}"
+    );
+    let args = [
+        &["eval", "--run"][..],
+        &epoch4,
+        &["--recalibrate-momentum", "1.5"],
+    ]
+    .concat();
+    let message = common::fails(&args);
+    assert!(
+        message.contains("1.5: a momentum is a number in (0, 1]"),
+        "{message}"
+    );
+    let message = common::fails(&[
+        "eval",
+        "--run",
+        path(&whole),
+        "--recalibrate-momentum",
+        "0.1",
+    ]);
+    assert!(message.contains("--recalibrate-bn"), "{message}");
+
     // Interrupted after epoch 3: `--resume DIR` alone finishes it, bit for bit.
     let resumed = tmp.path().join("resumed");
     common::copy_dir(&whole, &resumed);

@@ -16,7 +16,7 @@ use crate::config::RunConfig;
 use crate::data::{ImageBatch, LoaderOptions};
 use crate::device::parse_device;
 use crate::error::{Result, TrainError};
-use crate::recalibrate::recalibrate_batch_norms;
+use crate::recalibrate::{Estimate, reestimate_batch_norms};
 use crate::run_folder::{self, RunRecord, files};
 use crate::trainer;
 
@@ -88,7 +88,12 @@ fn eval_data(args: &EvalArgs) -> Result<EvalData> {
         num_workers: config.workers,
         seed: config.seed,
     };
+    let estimate = match args.recalibrate_momentum {
+        Some(m) => Estimate::Momentum(m),
+        None => Estimate::Average,
+    };
     let recalibration = args.recalibrate_bn.map(|batches| Recalibration {
+        estimate,
         loader: crate::data::train_loader(
             data.train.clone(),
             data.train_transform.clone(),
@@ -141,6 +146,7 @@ fn chosen_checkpoint(args: &EvalArgs, stdout: &mut dyn Write) -> Result<Option<P
 struct Recalibration {
     loader: Arc<dyn DataLoader<ImageBatch>>,
     batches: u64,
+    estimate: Estimate,
 }
 
 /// The batches `eval` feeds a model, on the device it evaluates on.
@@ -159,7 +165,12 @@ impl EvalData {
         stdout: &mut dyn Write,
         forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
     ) -> Result<M> {
-        let Some(Recalibration { loader, batches }) = &self.recalibration else {
+        let Some(Recalibration {
+            loader,
+            batches,
+            estimate,
+        }) = &self.recalibration
+        else {
             return Ok(model);
         };
         let images = loader.iter().take(*batches as usize).map(|batch| {
@@ -167,10 +178,15 @@ impl EvalData {
                 .map(|b| b.images)
                 .map_err(|e| TrainError::Stopped(format!("training data: {e}")))
         });
-        let (model, seen) = recalibrate_batch_norms(model, images, &self.device, forward)?;
+        let (model, seen) =
+            reestimate_batch_norms(model, images, &self.device, forward, *estimate)?;
+        let how = match estimate {
+            Estimate::Average => String::new(),
+            Estimate::Momentum(m) => format!(" (momentum {m})"),
+        };
         say!(
             stdout,
-            "BatchNorm statistics re-estimated on {seen} training batches"
+            "BatchNorm statistics re-estimated on {seen} training batches{how}"
         )?;
         Ok(model)
     }
