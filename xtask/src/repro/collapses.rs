@@ -7,7 +7,8 @@
 //! or more is counted. The final top-1 of a run that collapsed depends on how far it climbed
 //! back before the schedule ended, which a comparison of final accuracies alone hides.
 
-use super::{METHODS, Plan, metric_curve};
+use super::outcome::metric_curve;
+use super::{METHODS, Plan};
 
 /// A fall of the mean training top-1 (points) from one epoch to the next counted as a collapse.
 pub(super) const COLLAPSE_POINTS: f64 = 3.0;

@@ -16,7 +16,8 @@
 
 use std::path::PathBuf;
 
-use super::{DOUBLING_POINTS, Finished, LONG_METHODS, Plan, Run, method_groups};
+use super::report::{self, Finished};
+use super::{DOUBLING_POINTS, LONG_METHODS, Plan, Run, method_groups};
 
 /// What the convergence check has found so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -215,8 +216,8 @@ pub(super) fn section(plan: &Plan, runs: &[Finished]) -> (String, Option<serde_j
         return (String::new(), None);
     };
     let planned = plan.converged_runs().len();
-    let (table, _) = super::method_table(plan, runs);
-    let (differences_md, differences) = super::differences_table(runs);
+    let (table, _) = report::method_table(plan, runs);
+    let (differences_md, differences) = report::differences_table(runs);
     let title = match plan.budget_epochs {
         Some(_) => "the budget set by hand (--budget)",
         None => "the converged budget",
@@ -226,10 +227,10 @@ pub(super) fn section(plan: &Plan, runs: &[Finished]) -> (String, Option<serde_j
         runs.len()
     );
     md.push_str(&differences_md);
-    md.push_str(&super::plateau_line(runs));
+    md.push_str(&report::plateau_line(runs));
     let json = serde_json::json!({
         "epochs": epochs,
-        "runs": super::per_run_json(runs),
+        "runs": report::per_run_json(runs),
         "differences": differences,
     });
     (md, Some(json))

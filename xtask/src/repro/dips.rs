@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{METHODS, Plan, metric_curve};
+use super::outcome::metric_curve;
+use super::{METHODS, Plan};
 
 /// How far (points) an epoch's train−test gap must exceed its run's median gap to count.
 pub(super) const DIP_POINTS: f64 = 5.0;

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Estimates, Plan, Run, schedule};
+use super::status::Estimates;
+use super::{Plan, Run, schedule};
 
 /// How long a worker waits before looking again for a run it can take.
 const POLL: Duration = Duration::from_secs(5);
