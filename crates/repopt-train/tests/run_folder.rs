@@ -71,15 +71,12 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
     // learning rate had fallen to nearly 0: the running statistics were already the model's,
     // so its accuracy stays near the one training measured.
     let (_, last) = curve[3];
-    let report = common::repopt_ok(&[
-        "eval",
-        "--run",
-        path(&whole),
-        "--epoch",
-        "4",
-        "--recalibrate-bn",
-        "8",
-    ]);
+    let epoch4 = |extra: &[&'static str]| {
+        let mut args = vec!["eval", "--run", path(&whole), "--epoch", "4"];
+        args.extend(extra);
+        args
+    };
+    let report = common::repopt_ok(&epoch4(&["--recalibrate-bn", "8"]));
     assert!(
         report.contains("re-estimated on 8 training batches"),
         "{report}"
@@ -90,14 +87,9 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
     );
 
     // Training's own rule over the same batches (the weights fixed), and its refusals.
-    let epoch4 = [path(&whole), "--epoch", "4", "--recalibrate-bn", "8"];
-    let args = [
-        &["eval", "--run"][..],
-        &epoch4,
-        &["--recalibrate-momentum", "0.1"],
-    ]
-    .concat();
-    let report = common::repopt_ok(&args);
+    let momentum =
+        |m: &'static str| epoch4(&["--recalibrate-bn", "8", "--recalibrate-momentum", m]);
+    let report = common::repopt_ok(&momentum("0.1"));
     assert!(
         report.contains("re-estimated on 8 training batches (momentum 0.1)"),
         "{report}"
@@ -106,24 +98,12 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
         (common::top1(&report) - last).abs() < 3.0,
         "{report} vs {last}"
     );
-    let args = [
-        &["eval", "--run"][..],
-        &epoch4,
-        &["--recalibrate-momentum", "1.5"],
-    ]
-    .concat();
-    let message = common::fails(&args);
+    let message = common::fails(&momentum("1.5"));
     assert!(
         message.contains("1.5: a momentum is a number in (0, 1]"),
         "{message}"
     );
-    let message = common::fails(&[
-        "eval",
-        "--run",
-        path(&whole),
-        "--recalibrate-momentum",
-        "0.1",
-    ]);
+    let message = common::fails(&epoch4(&["--recalibrate-momentum", "0.1"]));
     assert!(message.contains("--recalibrate-bn"), "{message}");
 
     // Interrupted after epoch 3: `--resume DIR` alone finishes it, bit for bit.
