@@ -368,6 +368,10 @@ pub struct EvalArgs {
     /// (Burn's and PyTorch's training momentum is 0.1).
     #[arg(long, value_name = "M", requires = "recalibrate_bn", value_parser = unit_momentum)]
     pub recalibrate_momentum: Option<f64>,
+    /// With --recalibrate-bn: re-estimate only these BatchNorms, numbered from 1 in forward
+    /// order (e.g. 9-21 or 1-8,22); the others keep the statistics the model holds.
+    #[arg(long, value_name = "LIST", requires = "recalibrate_bn")]
+    pub recalibrate_only: Option<crate::recalibrate::BatchNormSelection>,
 }
 
 /// A momentum in (0, 1].

@@ -1,5 +1,8 @@
 //! Re-estimating BatchNorm running statistics from training batches, the weights unchanged.
 
+use std::fmt;
+use std::ops::RangeInclusive;
+
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use repopt_models::MapBatchNorms;
@@ -61,12 +64,32 @@ pub fn reestimate_batch_norms<M>(
 where
     M: MapBatchNorms + Module,
 {
+    let all = BatchNormSelection::All;
+    reestimate_selected_batch_norms(model, batches, device, forward, estimate, &all)
+}
+
+/// [`reestimate_batch_norms`] for the BatchNorms `selection` names only; the others keep
+/// their running statistics (their momentum is 0 while the batches pass, `r ← 1·r + 0·b`).
+///
+/// Fails when `selection` names a BatchNorm beyond the model's.
+pub fn reestimate_selected_batch_norms<M>(
+    model: M,
+    batches: impl IntoIterator<Item = Result<Tensor<4>>>,
+    device: &Device,
+    forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
+    estimate: Estimate,
+    selection: &BatchNormSelection,
+) -> Result<(M, usize)>
+where
+    M: MapBatchNorms + Module,
+{
     let training = device.clone().autodiff();
     let (mut model, momenta) = model
         .to_device(&training)
         .train()
         .no_grad()
         .batch_norm_momenta();
+    let chosen = selection.mask(momenta.len()).map_err(TrainError::Config)?;
     let mut seen = 0usize;
     for images in batches {
         seen += 1;
@@ -74,7 +97,11 @@ where
             Estimate::Average => 1.0 / seen as f64,
             Estimate::Momentum(m) => m,
         };
-        model = model.with_batch_norm_momentum(momentum);
+        let each: Vec<f64> = chosen
+            .iter()
+            .map(|&c| if c { momentum } else { 0.0 })
+            .collect();
+        model = model.with_batch_norm_momenta(&each);
         drop(forward(&model, images?.to_device(&training)));
     }
     if seen == 0 {
@@ -84,6 +111,71 @@ where
     }
     let model = model.with_batch_norm_momenta(&momenta).valid();
     Ok((model.to_device(device), seen))
+}
+
+/// Which of a model's BatchNorms re-estimation changes, numbered from 1 in forward order
+/// (`MapBatchNorms`' order), written `9-21` or `1-8,22`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum BatchNormSelection {
+    /// Every BatchNorm.
+    #[default]
+    All,
+    /// Those in these ranges, each within `1..=count`.
+    Only(Vec<RangeInclusive<usize>>),
+}
+
+impl BatchNormSelection {
+    /// Whether each of `count` BatchNorms, in forward order, is selected; an error naming
+    /// the selection and `count` when it reaches beyond them.
+    pub fn mask(&self, count: usize) -> std::result::Result<Vec<bool>, String> {
+        let Self::Only(ranges) = self else {
+            return Ok(vec![true; count]);
+        };
+        if let Some(beyond) = ranges.iter().map(|r| *r.end()).find(|&end| end > count) {
+            return Err(format!(
+                "BatchNorm {beyond} of {self} selected for re-estimation, but the model has {count}"
+            ));
+        }
+        Ok((1..=count)
+            .map(|n| ranges.iter().any(|r| r.contains(&n)))
+            .collect())
+    }
+}
+
+impl std::str::FromStr for BatchNormSelection {
+    type Err = String;
+
+    /// `9-21`, `1-8,22`: numbers from 1, ranges inclusive and ascending.
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let bad = || {
+            format!(
+                "{text}: BatchNorms are numbers from 1 in forward order or ranges of them, e.g. 9-21 or 1-8,22"
+            )
+        };
+        let number = |t: &str| t.trim().parse::<usize>().ok().filter(|&n| n >= 1);
+        let range = |part: &str| match part.split_once('-') {
+            Some((a, b)) => Some(number(a)?..=number(b)?).filter(|r| r.start() <= r.end()),
+            None => number(part).map(|n| n..=n),
+        };
+        let ranges: Option<Vec<_>> = text.split(',').map(range).collect();
+        ranges.map(Self::Only).ok_or_else(bad)
+    }
+}
+
+impl fmt::Display for BatchNormSelection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self::Only(ranges) = self else {
+            return f.write_str("all");
+        };
+        let parts: Vec<String> = ranges
+            .iter()
+            .map(|r| match r.start() == r.end() {
+                true => r.start().to_string(),
+                false => format!("{}-{}", r.start(), r.end()),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +290,75 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Selected BatchNorms get what re-estimating every one gives them; the others keep the
+    /// model's statistics exactly.
+    #[test]
+    fn a_selection_re_estimates_those_layers_only() {
+        let device = Device::flex();
+        let config = RepOptVggConfig::preset("tiny")
+            .unwrap()
+            .with_num_classes(10)
+            .with_mode(BlockMode::RepVgg);
+        let forward = |m: &RepOptVgg, x: Tensor<4>| m.forward(x);
+        let (model, _) =
+            recalibrate_batch_norms(config.init(&device), [Ok(batch(7))], &device, forward)
+                .unwrap();
+        let two = || [Ok(batch(1)), Ok(batch(2))];
+        let (every, _) = recalibrate_batch_norms(model.clone(), two(), &device, forward).unwrap();
+        let selection: BatchNormSelection = "2-3,5".parse().unwrap();
+        let (some, seen) = reestimate_selected_batch_norms(
+            model.clone(),
+            two(),
+            &device,
+            forward,
+            Estimate::Average,
+            &selection,
+        )
+        .unwrap();
+        assert_eq!(seen, 2);
+        let (before, every, some) = (statistics(model), statistics(every), statistics(some));
+        assert!(before.len() >= 2 * 6, "{} statistics", before.len());
+        for (i, values) in some.iter().enumerate() {
+            let number = i / 2 + 1;
+            let want = match [2, 3, 5].contains(&number) {
+                true => &every[i],
+                false => &before[i],
+            };
+            assert_eq!(values, want, "BatchNorm {number}");
+            assert_ne!(
+                every[i], before[i],
+                "BatchNorm {number} unchanged by re-estimation"
+            );
+        }
+    }
+
+    #[test]
+    fn a_selection_is_read_written_and_checked_against_the_model() {
+        let parsed: BatchNormSelection = "9-21, 1 ,22-22".parse().unwrap();
+        assert_eq!(
+            parsed,
+            BatchNormSelection::Only(vec![9..=21, 1..=1, 22..=22])
+        );
+        assert_eq!(parsed.to_string(), "9-21,1,22");
+        assert_eq!(BatchNormSelection::All.to_string(), "all");
+        for bad in ["", "0", "3-2", "1-", "x", "1,,2", "-4"] {
+            let err = bad.parse::<BatchNormSelection>().unwrap_err();
+            assert!(err.contains("e.g. 9-21"), "{bad}: {err}");
+        }
+        let mask = "2-3"
+            .parse::<BatchNormSelection>()
+            .unwrap()
+            .mask(4)
+            .unwrap();
+        assert_eq!(mask, [false, true, true, false]);
+        assert_eq!(BatchNormSelection::All.mask(2).unwrap(), [true, true]);
+        let err = parsed.mask(21).unwrap_err();
+        assert!(
+            err.contains("BatchNorm 22 of 9-21,1,22") && err.contains("has 21"),
+            "{err}"
+        );
     }
 
     #[test]

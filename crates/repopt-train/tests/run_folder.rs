@@ -106,6 +106,24 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
     let message = common::fails(&epoch4(&["--recalibrate-momentum", "0.1"]));
     assert!(message.contains("--recalibrate-bn"), "{message}");
 
+    // Some BatchNorms only, and selections the model or the syntax refuses.
+    let only = |list: &'static str| epoch4(&["--recalibrate-bn", "8", "--recalibrate-only", list]);
+    let report = common::repopt_ok(&only("1-2"));
+    assert!(
+        report.contains("re-estimated on 8 training batches for BatchNorms 1-2 of "),
+        "{report}"
+    );
+    let message = common::fails(&only("2-999"));
+    assert!(
+        message.contains("--recalibrate-only: BatchNorm 999 of 2-999"),
+        "{message}"
+    );
+    let message = common::fails(&only("0"));
+    assert!(
+        message.contains("0: BatchNorms are numbers from 1"),
+        "{message}"
+    );
+
     // Interrupted after epoch 3: `--resume DIR` alone finishes it, bit for bit.
     let resumed = tmp.path().join("resumed");
     common::copy_dir(&whole, &resumed);

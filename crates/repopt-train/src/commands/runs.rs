@@ -16,7 +16,7 @@ use crate::config::RunConfig;
 use crate::data::{ImageBatch, LoaderOptions};
 use crate::device::parse_device;
 use crate::error::{Result, TrainError};
-use crate::recalibrate::{Estimate, reestimate_batch_norms};
+use crate::recalibrate::{BatchNormSelection, Estimate, reestimate_selected_batch_norms};
 use crate::run_folder::{self, RunRecord, files};
 use crate::trainer;
 
@@ -94,6 +94,7 @@ fn eval_data(args: &EvalArgs) -> Result<EvalData> {
     };
     let recalibration = args.recalibrate_bn.map(|batches| Recalibration {
         estimate,
+        selection: args.recalibrate_only.clone().unwrap_or_default(),
         loader: crate::data::train_loader(
             data.train.clone(),
             data.train_transform.clone(),
@@ -147,6 +148,7 @@ struct Recalibration {
     loader: Arc<dyn DataLoader<ImageBatch>>,
     batches: u64,
     estimate: Estimate,
+    selection: BatchNormSelection,
 }
 
 /// The batches `eval` feeds a model, on the device it evaluates on.
@@ -169,24 +171,39 @@ impl EvalData {
             loader,
             batches,
             estimate,
+            selection,
         }) = &self.recalibration
         else {
             return Ok(model);
         };
+        let (model, momenta) = model.batch_norm_momenta();
+        selection
+            .mask(momenta.len())
+            .map_err(|e| TrainError::Config(format!("--recalibrate-only: {e}")))?;
         let images = loader.iter().take(*batches as usize).map(|batch| {
             batch
                 .map(|b| b.images)
                 .map_err(|e| TrainError::Stopped(format!("training data: {e}")))
         });
-        let (model, seen) =
-            reestimate_batch_norms(model, images, &self.device, forward, *estimate)?;
+        let (model, seen) = reestimate_selected_batch_norms(
+            model,
+            images,
+            &self.device,
+            forward,
+            *estimate,
+            selection,
+        )?;
         let how = match estimate {
             Estimate::Average => String::new(),
             Estimate::Momentum(m) => format!(" (momentum {m})"),
         };
+        let which = match selection {
+            BatchNormSelection::All => String::new(),
+            only => format!(" for BatchNorms {only} of {}", momenta.len()),
+        };
         say!(
             stdout,
-            "BatchNorm statistics re-estimated on {seen} training batches{how}"
+            "BatchNorm statistics re-estimated on {seen} training batches{how}{which}"
         )?;
         Ok(model)
     }
