@@ -72,6 +72,29 @@ fn run(mut command: Command) -> Result<(), String> {
     }
 }
 
+/// `repopt plot FLAG a,b,… --labels x,y,… --out PNG`: one picture of `values` (runs, reports
+/// or folders, as `flag` reads them), each labelled.
+fn plot(
+    repopt: &Path,
+    flag: &str,
+    values: &[String],
+    labels: &[&str],
+    png: &Path,
+) -> Result<(), String> {
+    let mut command = Command::new(repopt);
+    command
+        .args([
+            "plot",
+            flag,
+            &values.join(","),
+            "--labels",
+            &labels.join(","),
+        ])
+        .arg("--out")
+        .arg(png);
+    run(command)
+}
+
 /// The Fashion-MNIST folder, installed from Debian's package when missing and possible.
 fn fashion_mnist() -> Result<PathBuf, String> {
     let dir = PathBuf::from(FASHION_MNIST);

@@ -419,18 +419,7 @@ fn pictures(
         ("--quantization", &reports, &sqnr),
         ("--kernels", &dirs, &kernels),
     ] {
-        let mut command = Command::new(repopt);
-        command
-            .args([
-                "plot",
-                flag,
-                &values.join(","),
-                "--labels",
-                &labels.join(","),
-            ])
-            .arg("--out")
-            .arg(png);
-        crate::run(command)?;
+        crate::plot(repopt, flag, values, &labels, png)?;
     }
     Ok(vec![sqnr, kernels])
 }

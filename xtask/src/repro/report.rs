@@ -440,17 +440,7 @@ fn plot_curves(runs: &[Run], png: &Path, repopt: &Path) -> Result<bool, String> 
     if dirs.is_empty() {
         return Ok(false);
     }
-    let mut plot = Command::new(repopt);
-    plot.args([
-        "plot",
-        "--runs",
-        &dirs.join(","),
-        "--labels",
-        &labels.join(","),
-    ])
-    .arg("--out")
-    .arg(png);
-    crate::run(plot)?;
+    crate::plot(repopt, "--runs", &dirs, &labels, png)?;
     Ok(true)
 }
 
