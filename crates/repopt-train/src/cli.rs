@@ -372,6 +372,12 @@ pub struct EvalArgs {
     /// order (e.g. 9-21 or 1-8,22); the others keep the statistics the model holds.
     #[arg(long, value_name = "LIST", requires = "recalibrate_bn")]
     pub recalibrate_only: Option<crate::recalibrate::BatchNormSelection>,
+    /// Also write the evaluated model (the chosen checkpoint, its BatchNorm statistics
+    /// re-estimated when asked) as a new run folder DIR: the run's run.json, the model as
+    /// model.bpk and derived.json (where it came from, its evaluation), for `eval`, `export`
+    /// and `quantize`. DIR must be new or empty.
+    #[arg(long, value_name = "DIR")]
+    pub save_run: Option<PathBuf>,
 }
 
 /// A momentum in (0, 1].

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, file_error};
 use crate::eval::EvalReport;
 use crate::run_data::open_data;
-use crate::run_folder::{RunRecord, files, load_model_file};
+use crate::run_folder::{RunRecord, load_model_file};
 
 /// What an application needs to know about an exported model (`<model>.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,7 +33,8 @@ pub struct ModelCard {
     pub method: String,
     /// The run folder it was exported from.
     pub source_run: PathBuf,
-    /// The run's final test evaluation, when it recorded one.
+    /// The run's final test evaluation (or, for a folder written by `repopt eval --save-run`,
+    /// the saved model's), when it recorded one.
     pub test: Option<EvalReport>,
 }
 
@@ -48,10 +49,7 @@ pub fn export(run: &Path, out: &Path) -> Result<ModelCard> {
     let device = Device::flex();
     let model = crate::quantize::deployed(&record, run, &device)?;
     let data = open_data(&record.config)?;
-    let test = std::fs::read_to_string(run.join(files::OUTCOME))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|outcome| serde_json::from_value(outcome["test"].clone()).ok());
+    let test = crate::derived_run::recorded_test(run);
     let card = ModelCard {
         architecture: model.config.clone(),
         classes: data.class_names,

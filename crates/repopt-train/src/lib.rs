@@ -18,6 +18,7 @@ mod commands;
 pub mod compute_pool;
 pub mod config;
 pub mod data;
+pub mod derived_run;
 pub mod device;
 pub mod error;
 pub mod eval;

@@ -59,6 +59,8 @@ pub mod files {
     pub const CHECKPOINTS: &str = "checkpoint";
     /// Burn's experiment log.
     pub const LOG: &str = "experiment.log";
+    /// Where the model of a run folder written by `repopt eval --save-run` came from.
+    pub const DERIVED: &str = "derived.json";
 }
 
 /// The settings and architecture a run folder was trained with.

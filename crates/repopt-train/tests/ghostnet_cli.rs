@@ -87,11 +87,28 @@ fn repopt_from_the_released_scales_trains_and_evaluates() {
     );
     let best = common::repopt_ok(&["eval", "--run", run, "--best"]);
     assert!(best.contains("best epoch: 1"), "{best}");
-    let recalibrated = common::repopt_ok(&["eval", "--run", run, "--recalibrate-bn", "2"]);
+    let saved = dir.path().join("recalibrated");
+    let saved_run = saved.to_str().unwrap();
+    let recalibrated = common::repopt_ok(&[
+        "eval",
+        "--run",
+        run,
+        "--recalibrate-bn",
+        "2",
+        "--save-run",
+        saved_run,
+    ]);
     assert!(
         recalibrated.contains("re-estimated on 2 training batches")
             && recalibrated.contains("on 256 images"),
         "{recalibrated}"
+    );
+    // The re-estimated model, kept as a run folder, evaluates as it did when it was saved.
+    let again = common::repopt_ok(&["eval", "--run", saved_run]);
+    let top1 = common::top1(&recalibrated);
+    assert!(
+        again.contains(&format!("top-1 {top1:.2} %")),
+        "{again} vs {recalibrated}"
     );
 
     // Commands written for RepOpt-VGG runs refuse it in one line.

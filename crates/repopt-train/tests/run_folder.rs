@@ -1,6 +1,6 @@
 //! The run folder is the whole story: a run resumes from its folder alone, its run.json serves
 //! as a --config, and the best epoch's checkpoint is kept and can be evaluated, as can any
-//! kept epoch's, with its BatchNorm statistics re-estimated.
+//! kept epoch's, with its BatchNorm statistics re-estimated and saved as a run folder of its own.
 
 mod common;
 
@@ -22,6 +22,10 @@ fn test_curve(run: &Path) -> Vec<(usize, f64)> {
             (cells[0].parse().unwrap(), cells[column].parse().unwrap())
         })
         .collect()
+}
+
+fn read_json(file: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
 }
 
 #[test]
@@ -123,6 +127,34 @@ fn a_run_resumes_from_its_folder_alone_and_keeps_its_best_epoch() {
         message.contains("0: BatchNorms are numbers from 1"),
         "{message}"
     );
+
+    // `--save-run` writes the re-estimated model as a new run folder, which `eval` and
+    // `export` read like any run's; an existing one is refused and left as it was.
+    let saved = tmp.path().join("recalibrated");
+    let mut save: Vec<&str> = epoch4(&["--recalibrate-bn", "8"]);
+    save.extend(["--save-run", path(&saved)]);
+    let report = common::repopt_ok(&save);
+    assert!(report.contains("written as the run folder"), "{report}");
+    let recalibrated = common::top1(&report);
+    let report = common::repopt_ok(&["eval", "--run", path(&saved)]);
+    assert!(
+        (common::top1(&report) - recalibrated).abs() < 0.01,
+        "{report} vs {recalibrated}"
+    );
+    let derived = read_json(&saved.join("derived.json"));
+    assert_eq!(derived["epoch"], 4, "{derived}");
+    assert_eq!(derived["source_run"], path(&whole), "{derived}");
+    let how = derived["batch_norms"].as_str().unwrap_or_default();
+    assert!(how.contains("on 8 training batches"), "{derived}");
+    let exported = tmp.path().join("recalibrated.bpk");
+    common::repopt_ok(&["export", "--run", path(&saved), "--out", path(&exported)]);
+    let card = read_json(&tmp.path().join("recalibrated.json"));
+    let carded = card["test"]["top1"].as_f64().unwrap_or_default();
+    assert!((carded - recalibrated).abs() < 0.01, "{card}");
+    let model = std::fs::read(saved.join("model.bpk")).unwrap();
+    let message = common::fails(&save);
+    assert!(message.contains("not empty"), "{message}");
+    assert_eq!(std::fs::read(saved.join("model.bpk")).unwrap(), model);
 
     // Interrupted after epoch 3: `--resume DIR` alone finishes it, bit for bit.
     let resumed = tmp.path().join("resumed");

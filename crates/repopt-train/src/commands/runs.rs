@@ -14,6 +14,7 @@ use super::say;
 use crate::cli::EvalArgs;
 use crate::config::RunConfig;
 use crate::data::{ImageBatch, LoaderOptions};
+use crate::derived_run::{self, Derivation};
 use crate::device::parse_device;
 use crate::error::{Result, TrainError};
 use crate::recalibrate::{BatchNormSelection, Estimate, reestimate_selected_batch_norms};
@@ -41,13 +42,23 @@ pub(super) fn extract_scales(
 
 /// `repopt eval`: the final model (or a kept checkpoint) on the run's test split, or on
 /// another data folder of the same format and classes; its BatchNorm statistics re-estimated
-/// on training batches first when asked.
+/// on training batches first when asked, and written as a new run folder when asked.
 pub(super) fn eval(args: &EvalArgs, stdout: &mut dyn Write) -> Result<()> {
     let run = args.run.as_path();
+    if let Some(dir) = &args.save_run {
+        derived_run::check_new_folder(dir)?;
+    }
     let ghostnet = run_folder::run_model_kind(run)? == crate::config::ModelKind::Ghostnet;
-    let checkpoint = chosen_checkpoint(args, stdout)?;
+    let (epoch, checkpoint) = chosen_checkpoint(args, stdout)?.unzip();
     let data = eval_data(args)?;
-    let report = if ghostnet {
+    let derivation = |batch_norms, test| Derivation {
+        source_run: run.to_path_buf(),
+        epoch,
+        batch_norms,
+        evaluated_on: args.data.clone(),
+        test,
+    };
+    if ghostnet {
         let record = run_folder::GhostRunRecord::load(run)?;
         let model = match checkpoint {
             None => record.load_model(run, &data.device)?,
@@ -55,8 +66,9 @@ pub(super) fn eval(args: &EvalArgs, stdout: &mut dyn Write) -> Result<()> {
                 run_folder::load_ghostnet_checkpoint(&path, &record.architecture, &data.device)?
             }
         };
-        let model = data.recalibrated(model, stdout, |m, x| m.forward(x))?;
-        crate::eval::evaluate_ghostnet(&model, data.test)?
+        let (model, batch_norms) = data.recalibrated(model, stdout, |m, x| m.forward(x))?;
+        let report = crate::eval::evaluate_ghostnet(&model, data.test)?;
+        finish(args, &model, derivation(batch_norms, report), stdout)
     } else {
         let record = RunRecord::load(run)?;
         let model = match checkpoint {
@@ -66,10 +78,25 @@ pub(super) fn eval(args: &EvalArgs, stdout: &mut dyn Write) -> Result<()> {
             }
         }
         .with_conv_impl(crate::config::default_conv(&args.device));
-        let model = data.recalibrated(model, stdout, |m, x| m.forward(x))?;
-        crate::eval::evaluate(&model, data.test)?
+        let (model, batch_norms) = data.recalibrated(model, stdout, |m, x| m.forward(x))?;
+        let report = crate::eval::evaluate(&model, data.test)?;
+        finish(args, &model, derivation(batch_norms, report), stdout)
+    }
+}
+
+/// Says `eval`'s result and, with `--save-run`, writes the model as a new run folder.
+fn finish<M: Module>(
+    args: &EvalArgs,
+    model: &M,
+    derivation: Derivation,
+    stdout: &mut dyn Write,
+) -> Result<()> {
+    say!(stdout, "{}: {}", args.run.display(), derivation.test)?;
+    let Some(dir) = &args.save_run else {
+        return Ok(());
     };
-    say!(stdout, "{}: {report}", run.display())?;
+    derived_run::save(&args.run, dir, model, &derivation)?;
+    say!(stdout, "model written as the run folder {}", dir.display())?;
     Ok(())
 }
 
@@ -118,9 +145,9 @@ fn eval_data(args: &EvalArgs) -> Result<EvalData> {
     })
 }
 
-/// The checkpoint `eval` was asked for (`--best` or `--epoch`), named on `stdout`; `None` for
-/// the final model.
-fn chosen_checkpoint(args: &EvalArgs, stdout: &mut dyn Write) -> Result<Option<PathBuf>> {
+/// The epoch and checkpoint `eval` was asked for (`--best` or `--epoch`), named on `stdout`;
+/// `None` for the final model.
+fn chosen_checkpoint(args: &EvalArgs, stdout: &mut dyn Write) -> Result<Option<(usize, PathBuf)>> {
     let epoch = match (args.best, args.epoch) {
         (true, _) => {
             let epoch = run_folder::best_epoch(&args.run)?;
@@ -140,7 +167,7 @@ fn chosen_checkpoint(args: &EvalArgs, stdout: &mut dyn Write) -> Result<Option<P
             path.display()
         )));
     }
-    Ok(Some(path))
+    Ok(Some((epoch, path)))
 }
 
 /// Training batches to re-estimate the BatchNorm statistics on.
@@ -159,14 +186,14 @@ struct EvalData {
 }
 
 impl EvalData {
-    /// `model`, its BatchNorm statistics re-estimated on the recalibration batches when asked
-    /// (said on `stdout`).
+    /// `model`, its BatchNorm statistics re-estimated on the recalibration batches when asked,
+    /// and how (said on `stdout`).
     fn recalibrated<M: MapBatchNorms + Module>(
         &self,
         model: M,
         stdout: &mut dyn Write,
         forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
-    ) -> Result<M> {
+    ) -> Result<(M, Option<String>)> {
         let Some(Recalibration {
             loader,
             batches,
@@ -174,7 +201,7 @@ impl EvalData {
             selection,
         }) = &self.recalibration
         else {
-            return Ok(model);
+            return Ok((model, None));
         };
         let (model, momenta) = model.batch_norm_momenta();
         selection
@@ -201,11 +228,9 @@ impl EvalData {
             BatchNormSelection::All => String::new(),
             only => format!(" for BatchNorms {only} of {}", momenta.len()),
         };
-        say!(
-            stdout,
-            "BatchNorm statistics re-estimated on {seen} training batches{how}{which}"
-        )?;
-        Ok(model)
+        let done = format!("re-estimated on {seen} training batches{how}{which}");
+        say!(stdout, "BatchNorm statistics {done}")?;
+        Ok((model, Some(done)))
     }
 }
 
